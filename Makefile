@@ -1,0 +1,37 @@
+# securebuild: every target runs the same idempotent setup first (scripts/setup.sh).
+SHELL := /bin/bash
+VENV := .venv/bin
+PYTEST := $(VENV)/python -m pytest
+ANSIBLE_FILES := $(wildcard roles/*/ playbooks/*.yml)
+
+.PHONY: setup demo test test-unit test-integration test-e2e lint format
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	@bash scripts/demo.sh
+
+test: setup
+	$(PYTEST) tests
+
+test-unit: setup
+	$(PYTEST) -m unit tests
+
+test-integration: setup
+	$(PYTEST) -m integration tests
+
+test-e2e: setup
+	$(PYTEST) -m e2e tests
+
+lint: setup
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
+	$(VENV)/mypy
+	$(VENV)/lint-imports
+	$(VENV)/yamllint -s .
+	@if [ -n "$(ANSIBLE_FILES)" ]; then PATH="$(CURDIR)/$(VENV):$$PATH" $(VENV)/ansible-lint --profile production $(ANSIBLE_FILES); fi
+
+format: setup
+	$(VENV)/ruff check --fix .
+	$(VENV)/ruff format .
