@@ -1,0 +1,298 @@
+"""``securebuild run BUILD.yaml``: one Build (or BuildConfig, instantiated) through the pipeline.
+
+The local way to run a build exactly as the daemon will: the project's VM is ensured on the
+configured inventory (default ``inventories/local``), ``playbooks/build.yml`` runs through the
+runner adapter, the build log streams to stdout as it is produced, and the last line says how it
+ended. Exit status 0 only for ``Complete``. Ctrl-C cancels the build in the VM (hook processes
+killed, the docker build request closed) and ends ``Cancelled``.
+
+Secrets and config maps of a local run come from directories, one file per key, as
+``oc create secret generic NAME --from-file=DIR`` would take them: ``--secret NAME=DIR``,
+``--config-map NAME=DIR``. A registry secret is a directory holding ``.dockerconfigjson`` (or
+``.dockercfg``). Looking them up in a cluster is the daemon's job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import yaml
+
+from securebuild.errors import SecurebuildError
+from securebuild.pipeline.execute import REPO_ROOT, BuildOutcome, VMTarget, run_plan
+from securebuild.pipeline.plan import PlanError, SecretData, make_plan
+from securebuild.runner import PlaybookRun
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_INVENTORY = REPO_ROOT / "inventories" / "local"
+_EXCLUDE_GIT = ".git"
+
+
+class RunError(SecurebuildError):
+    """``securebuild run`` cannot start the build."""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run one Build or BuildConfig through the pipeline in its project's VM",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("build", type=Path, help="Build or BuildConfig YAML/JSON file")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--from-dir", type=Path, help="directory sent as the binary input")
+    source.add_argument("--from-archive", type=Path, help="archive sent as the binary input")
+    source.add_argument("--from-file", type=Path, help="single file sent as the binary input")
+    parser.add_argument("-n", "--namespace", help="namespace (project) of the build")
+    parser.add_argument(
+        "--secret", action="append", default=[], metavar="NAME=DIR",
+        help="a Secret for the build: one file per key in DIR (repeatable)",
+    )
+    parser.add_argument(
+        "--config-map", action="append", default=[], metavar="NAME=DIR",
+        help="a ConfigMap for the build: one file per key in DIR (repeatable)",
+    )
+    parser.add_argument(
+        "--registry-ca", action="append", default=[], metavar="REGISTRY=FILE",
+        help="CA certificate the VM's dockerd trusts for REGISTRY (host:port; operator setting)",
+    )
+    parser.add_argument(
+        "--inventory", type=Path, default=DEFAULT_INVENTORY,
+        help="inventory of build hosts (default: inventories/local)",
+    )
+    parser.add_argument(
+        "--state-dir", type=Path,
+        default=Path(os.environ.get("SECUREBUILD_STATE_DIR") or Path.home() / ".cache/securebuild/state"),
+        help="control-side state: SSH keys, pinned host keys, PKI, VM records",
+    )
+    parser.add_argument(
+        "--hook-timeout", type=int, default=600, help="seconds each .d2i hook may run (600)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the outcome as JSON at the end")
+    parser.set_defaults(func=run)
+
+
+def _read_dir(spec: str, what: str) -> SecretData:
+    name, sep, directory = spec.partition("=")
+    if not sep or not name or not directory:
+        raise RunError(f"--{what} expects NAME=DIR, got {spec!r}")
+    path = Path(directory)
+    if not path.is_dir():
+        raise RunError(f"--{what} {name}: {path} is not a directory")
+    data = {
+        entry.name: entry.read_bytes()
+        for entry in sorted(path.iterdir())
+        if entry.is_file() and not entry.name.startswith("..")
+    }
+    return SecretData(name=name, data=data)
+
+
+def _load_build(path: Path, namespace: str | None) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+        document = yaml.safe_load(text)
+    except (OSError, yaml.YAMLError) as exc:
+        raise RunError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(document, dict):
+        raise RunError(f"{path}: not a Build or BuildConfig object")
+    _validate_with_model(document, path)
+    kind = document.get("kind")
+    meta = dict(document.get("metadata") or {})
+    if namespace:
+        meta["namespace"] = namespace
+    meta.setdefault("namespace", "default")
+    if kind == "BuildConfig":
+        name = f"{meta.get('name')}-1"
+        spec = {k: v for k, v in (document.get("spec") or {}).items()
+                if k not in ("triggers", "runPolicy", "successfulBuildsHistoryLimit",
+                             "failedBuildsHistoryLimit")}
+        return {
+            "apiVersion": "build.openshift.io/v1",
+            "kind": "Build",
+            "metadata": {
+                "name": name,
+                "namespace": meta["namespace"],
+                "uid": str(uuid.uuid4()),
+                "annotations": {
+                    "openshift.io/build-config.name": str(meta.get("name")),
+                    "openshift.io/build.number": "1",
+                },
+                "labels": {"openshift.io/build-config.name": str(meta.get("name"))},
+            },
+            "spec": {**spec, "triggeredBy": [{"message": "Manually triggered"}]},
+        }
+    if kind != "Build":
+        raise RunError(f"{path}: kind is {kind!r}; expected Build or BuildConfig")
+    meta.setdefault("uid", str(uuid.uuid4()))
+    return {**document, "metadata": meta}
+
+
+def _validate_with_model(document: dict[str, Any], path: Path) -> None:
+    """OpenShift's validation from securebuild.model when it is available."""
+    try:
+        import importlib
+
+        model: Any = importlib.import_module("securebuild.model")
+    except ImportError:
+        return
+    obj = model.object_from_dict(document, source=str(path))
+    problems = model.validate(obj)
+    if problems:
+        raise RunError(f"{path}: " + "; ".join(str(p) for p in problems))
+
+
+def _archive_dir(directory: Path) -> Path:
+    """tar.gz of ``directory`` without .git (``oc start-build --from-dir``'s default exclude)."""
+    if not directory.is_dir():
+        raise RunError(f"--from-dir {directory} is not a directory")
+    handle, name = tempfile.mkstemp(prefix="securebuild-binary-", suffix=".tar.gz")
+    os.close(handle)
+    os.chmod(name, 0o600)
+
+    def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        parts = Path(info.name).parts
+        return None if _EXCLUDE_GIT in parts else info
+
+    with tarfile.open(name, "w:gz") as tar:
+        for entry in sorted(directory.iterdir()):
+            tar.add(str(entry), arcname=entry.name, filter=keep)
+    return Path(name)
+
+
+def _vm_target(args: argparse.Namespace, project: str) -> VMTarget:
+    """Ensure the project's VM (warm: reuse when it answers SSH) and return its endpoints."""
+    from securebuild.devenv.project_vm import ProjectVM, ProjectVMError
+
+    state_dir: Path = args.state_dir
+    launcher = ProjectVM(
+        project,
+        state_dir=state_dir,
+        inventory=args.inventory,
+        test_pki=not (state_dir / "pki" / project / "ca.pem").exists(),
+    )
+    endpoints = None
+    try:
+        endpoints = launcher.read_endpoints()
+        ssh = endpoints.ssh_argv("true")
+        probe = subprocess.run(
+            [ssh[0], "-o", "ConnectTimeout=5", *ssh[1:]],
+            capture_output=True, timeout=30, check=False,
+        )
+        if probe.returncode != 0:
+            endpoints = None
+    except (ProjectVMError, subprocess.TimeoutExpired, KeyError):
+        endpoints = None
+    if endpoints is None:
+        print(f"securebuild: starting the VM of project {project} (cold start)", file=sys.stderr)
+        try:
+            endpoints = launcher.start()
+        except ProjectVMError as exc:
+            raise RunError(str(exc)) from exc
+    return VMTarget(
+        name=endpoints.domain,
+        ssh_host=endpoints.ssh_host,
+        ssh_port=endpoints.ssh_port,
+        ssh_user=endpoints.ssh_user,
+        ssh_key=endpoints.ssh_key,
+        known_hosts=endpoints.known_hosts,
+        docker_url=endpoints.docker_url,
+        docker_ca=endpoints.pki_dir / "ca.pem",
+        docker_cert=endpoints.pki_dir / "client-cert.pem",
+        docker_key=endpoints.pki_dir / "client-key.pem",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    build = _load_build(args.build, args.namespace)
+    secrets = {s.name: s for s in (_read_dir(x, "secret") for x in args.secret)}
+    config_maps = {c.name: c for c in (_read_dir(x, "config-map") for x in args.config_map)}
+    registry_cas: dict[str, str] = {}
+    for item in args.registry_ca:
+        registry, sep, ca = item.partition("=")
+        if not sep or not Path(ca).is_file():
+            raise RunError(f"--registry-ca expects REGISTRY=FILE with an existing file, got {item!r}")
+        registry_cas[registry] = str(Path(ca).resolve())
+    binary: Path | None = None
+    temp_binary: Path | None = None
+    as_file: str | None = None
+    if args.from_dir is not None:
+        temp_binary = binary = _archive_dir(args.from_dir)
+        print(f'Uploading directory "{args.from_dir}" as binary input for the build ...')
+    elif args.from_archive is not None:
+        binary = args.from_archive
+        print(f'Uploading archive file "{args.from_archive}" as binary input for the build ...')
+    elif args.from_file is not None:
+        binary = args.from_file
+        as_file = args.from_file.name
+        print(f'Uploading file "{args.from_file}" as binary input for the build ...')
+    if binary is not None and not binary.is_file():
+        raise RunError(f"binary input {binary} is not a file")
+    try:
+        try:
+            plan = make_plan(
+                build,
+                secrets=secrets,
+                config_maps=config_maps,
+                binary_path=str(binary.resolve()) if binary else None,
+                binary_as_file=as_file,
+                hook_timeout=args.hook_timeout,
+            )
+        except PlanError as exc:
+            raise RunError(str(exc)) from exc
+        vm = _vm_target(args, plan.namespace)
+        outcome = _run_with_cancel(plan, vm, args, registry_cas)
+    finally:
+        if temp_binary is not None:
+            temp_binary.unlink(missing_ok=True)
+    if args.json:
+        print(json.dumps({
+            "phase": outcome.phase, "reason": outcome.reason, "message": outcome.message,
+            "digest": outcome.digest, "output": outcome.output_ref, "stages": outcome.stages,
+            "details": outcome.details,
+        }))
+    print(outcome.summary())
+    return 0 if outcome.phase == "Complete" else 1
+
+
+def _run_with_cancel(
+    plan: Any, vm: VMTarget, args: argparse.Namespace, registry_cas: dict[str, str]
+) -> BuildOutcome:
+    """Run the plan; the first SIGINT/SIGTERM cancels the build (in the VM too)."""
+    holder: dict[str, PlaybookRun] = {}
+    cancelled = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if not cancelled.is_set():
+            cancelled.set()
+            print("securebuild: cancelling the build ...", file=sys.stderr, flush=True)
+            if "run" in holder:
+                holder["run"].cancel()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return run_plan(
+            plan,
+            vm,
+            on_line=lambda line: print(line, flush=True),
+            base_dir=args.state_dir / "runs",
+            registry_cas=registry_cas,
+            on_start=lambda run: holder.__setitem__("run", run),
+        )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

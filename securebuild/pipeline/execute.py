@@ -1,0 +1,177 @@
+"""Run one planned build through ``playbooks/build.yml`` with the runner adapter.
+
+Used by ``securebuild run`` (and meant for the daemon's workers): the VM is given as a
+:class:`VMTarget` (its SSH and dockerd endpoints); the inventory is passed to ansible-runner as
+data with just that VM in ``project_vms``, so the warm path costs one ansible-runner invocation
+and no inventory lookups. The digest, the source information and dockerd's own build time are
+read from the run's result file just before the private data dir is removed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from securebuild.pipeline.plan import BuildPlan
+from securebuild.runner import PlaybookRun, RunResult, RunSpec
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PLAYBOOK = "playbooks/build.yml"
+CLEANUP_PLAYBOOK = "playbooks/build-cleanup.yml"
+
+
+@dataclass(frozen=True)
+class VMTarget:
+    """How the control side reaches one project VM (from the VM's record, vm.json)."""
+
+    name: str  # inventory host name (the libvirt domain)
+    ssh_host: str
+    ssh_port: int
+    ssh_user: str
+    ssh_key: Path
+    known_hosts: Path
+    docker_url: str
+    docker_ca: Path
+    docker_cert: Path
+    docker_key: Path
+
+    @property
+    def ssh_common_args(self) -> str:
+        return (
+            f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={self.known_hosts} "
+            "-o IdentitiesOnly=yes -o BatchMode=yes"
+        )
+
+    def as_vars(self) -> dict[str, str]:
+        return {
+            "ssh_host": self.ssh_host,
+            "ssh_port": str(self.ssh_port),
+            "ssh_user": self.ssh_user,
+            "ssh_key": str(self.ssh_key),
+            "ssh_common_args": self.ssh_common_args,
+            "docker_url": self.docker_url,
+            "docker_ca": str(self.docker_ca),
+            "docker_cert": str(self.docker_cert),
+            "docker_key": str(self.docker_key),
+        }
+
+    def inventory(self) -> dict[str, Any]:
+        host = {
+            "ansible_host": self.ssh_host,
+            "ansible_port": self.ssh_port,
+            "ansible_user": self.ssh_user,
+            "ansible_connection": "ssh",
+            "ansible_python_interpreter": "/usr/bin/python3",
+            "ansible_ssh_private_key_file": str(self.ssh_key),
+            "ansible_ssh_common_args": self.ssh_common_args,
+        }
+        return {"all": {"children": {"project_vms": {"hosts": {self.name: host}}}}}
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    namespace: str
+    name: str
+    phase: str
+    reason: str | None
+    message: str | None
+    output_ref: str | None
+    digest: str | None
+    stages: list[dict[str, Any]]
+    result: RunResult
+    details: dict[str, Any] = field(default_factory=dict)  # result.json of the run
+
+    def summary(self) -> str:
+        """The last line of ``securebuild run``."""
+        head = f"securebuild: build {self.namespace}/{self.name} {self.phase}"
+        if self.phase == "Complete":
+            if self.output_ref and self.digest:
+                repository = self.output_ref
+                last = repository.rsplit("/", 1)[-1]
+                if ":" in last:
+                    repository = repository.rsplit(":", 1)[0]
+                return f"{head}, pushed {repository}@{self.digest}"
+            return f"{head}, no image push requested"
+        return f"{head}, reason {self.reason}: {self.message}"
+
+
+def run_plan(
+    plan: BuildPlan,
+    vm: VMTarget,
+    *,
+    on_line: Callable[[str], None],
+    base_dir: Path,
+    build_uid: str | None = None,
+    registry_cas: Mapping[str, str] | None = None,
+    on_start: Callable[[PlaybookRun], None] | None = None,
+    timeout: int | None = None,
+) -> BuildOutcome:
+    """Run ``plan`` in ``vm``; blocks until the playbook (and cleanup, if needed) ended."""
+    uid = build_uid or str(
+        (plan.tenant["build"].get("metadata") or {}).get("uid") or uuid.uuid4()
+    )
+    details: dict[str, Any] = {}
+
+    def before_removal(pdd: Path) -> None:
+        result = pdd / "result.json"
+        if result.exists():
+            details.update(json.loads(result.read_text()))
+
+    envvars = {
+        "ANSIBLE_ROLES_PATH": str(REPO_ROOT / "roles"),
+        "ANSIBLE_PIPELINING": "True",
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+        "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=60s",
+        "ANSIBLE_TIMEOUT": "30",
+        "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
+    }
+    spec = RunSpec(
+        build_uid=uid,
+        attempt=0,
+        project_dir=REPO_ROOT,
+        playbook=PLAYBOOK,
+        inventory=vm.inventory(),
+        trusted_vars={
+            "securebuild_vm": vm.as_vars(),
+            "securebuild_binary_file": plan.binary_path or "",
+            "securebuild_registry_cas": dict(registry_cas or {}),
+        },
+        tenant_vars={"securebuild_build": plan.tenant},
+        secrets=plan.secrets,
+        envvars=envvars,
+        cleanup_playbook=CLEANUP_PLAYBOOK,
+        timeout=timeout,
+    )
+    base_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    run = PlaybookRun(spec, base_dir=base_dir, on_line=on_line, before_removal=before_removal)
+    if on_start is not None:
+        on_start(run)
+    result = run.run()
+    return BuildOutcome(
+        namespace=plan.namespace,
+        name=plan.name,
+        phase=result.phase,
+        reason=result.reason,
+        message=result.message,
+        output_ref=plan.output_ref,
+        digest=details.get("digest") if result.succeeded else None,
+        stages=result.stages_api(),
+        result=result,
+        details=details,
+    )
+
+
+def default_base_dir() -> Path:
+    """Private data dirs of runs: under the state dir, never world readable."""
+    state = os.environ.get("SECUREBUILD_STATE_DIR") or str(
+        Path.home() / ".cache" / "securebuild" / "state"
+    )
+    return Path(state) / "runs"

@@ -1,0 +1,559 @@
+"""Control-side steps of ``playbooks/build.yml``: ``python -m securebuild.pipeline.steps STEP FILE``.
+
+The roles run each step as a ``securebuild_live_command`` task delegated to localhost, so every
+line printed here reaches the build log the moment it is printed. ``FILE`` is the run's
+``build.json`` in the private data dir (written by the ``build_source`` role from the unsafe
+extra vars): tenant data, the VM's SSH and dockerd endpoints, and the *paths* of secret files.
+
+What runs where:
+
+- in the VM, through SSH with the pinned host key and a fixed argv
+  (``sudo -n /usr/local/sbin/securebuild-vm-helper COMMAND RUN``): fetching the source,
+  checks against symlink escapes, hooks, the tar of the context;
+- here, against the VM's dockerd over mutual TLS: base image pulls, ``docker build`` fed with
+  the context streamed out of the VM, and the push. Registry credentials are sent per request
+  (``X-Registry-Config`` for the build, ``X-Registry-Auth`` for pull and push) and never written
+  in the VM.
+
+Exit statuses map to OpenShift reasons in the roles (``EXIT_*`` here and in the VM helper).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import secrets as pysecrets
+import shlex
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+HELPER = "/usr/local/sbin/securebuild-vm-helper"
+EXIT_PULL = 30  # PullBuilderImageFailed
+EXIT_BUILD = 31  # DockerBuildFailed
+EXIT_PUSH = 32  # PushImageToRegistryFailed
+EXIT_IMAGE_CONTENT = 14  # FetchImageContentFailed (same as the VM helper)
+EXIT_DOCKERFILE = 12  # ManageDockerfileFailed (same as the VM helper)
+RETRIES = 2
+RETRY_DELAY = 5.0
+CHUNK = 256 * 1024
+
+
+_NOISE = ("sudo: unable to resolve host",)
+
+
+def say(line: str) -> None:
+    if line.startswith(_NOISE):
+        return
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+class Context:
+    """The run's build.json plus helpers to reach the VM."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data: dict[str, Any] = json.loads(path.read_text())
+        self.run: str = self.data["run"]
+        self.vm: dict[str, Any] = self.data["vm"]
+        self.tenant: dict[str, Any] = self.data["tenant"]
+        self.params: dict[str, Any] = self.tenant["params"]
+        self.secret_files: dict[str, str] = self.data.get("secret_files") or {}
+        self.workdir = path.parent
+
+    # -- secrets -------------------------------------------------------------------------
+    def secret(self, name: str) -> bytes | None:
+        path = self.secret_files.get(name)
+        return Path(path).read_bytes() if path else None
+
+    def pull_auths(self) -> dict[str, dict[str, str]]:
+        raw = self.secret("ctl-pull-auths")
+        return json.loads(raw) if raw else {}
+
+    def push_auth(self) -> dict[str, str] | None:
+        raw = self.secret("ctl-push-auth")
+        return json.loads(raw) if raw else None
+
+    # -- ssh -----------------------------------------------------------------------------
+    @property
+    def control_path(self) -> str:
+        """One SSH connection shared by the steps of a run (sun_path is limited to 108 bytes)."""
+        digest = hashlib.sha256(self.run.encode()).hexdigest()[:16]
+        return str(Path(tempfile.gettempdir()) / f"sbssh-{digest}")
+
+    def ssh_argv(self, *remote: str, tty: bool = False) -> list[str]:
+        vm = self.vm
+        control = self.control_path
+        argv = [
+            "ssh",
+            "-q",
+            *shlex.split(str(vm.get("ssh_common_args") or "")),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ControlMaster=auto",
+            "-o",
+            f"ControlPath={control}",
+            "-o",
+            "ControlPersist=60",
+            "-i",
+            str(vm["ssh_key"]),
+            "-p",
+            str(vm["ssh_port"]),
+        ]
+        if tty:
+            argv.append("-tt")  # a hung-up session sends SIGHUP to the hook (cancellation)
+        argv += [f"{vm['ssh_user']}@{vm['ssh_host']}", "--", "sudo", "-n", str(vm.get("helper") or HELPER), *remote]
+        return argv
+
+    def helper(
+        self,
+        *args: str,
+        stdin: IO[bytes] | bytes | None = None,
+        capture: bool = False,
+        tty: bool = False,
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run the VM helper; its output is passed through line by line unless ``capture``."""
+        argv = self.ssh_argv(args[0], self.run, *args[1:], tty=tty)
+        env = _clean_env()
+        if capture:
+            return subprocess.run(
+                argv,
+                input=stdin if isinstance(stdin, bytes) else None,
+                stdin=None if isinstance(stdin, bytes) else stdin,
+                capture_output=True,
+                env=env,
+                check=False,
+            )
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE if isinstance(stdin, bytes) else (stdin or subprocess.DEVNULL),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        if isinstance(stdin, bytes):
+            assert proc.stdin is not None
+            proc.stdin.write(stdin)
+            proc.stdin.close()
+        assert proc.stdout is not None
+        for raw in iter(proc.stdout.readline, b""):
+            say(raw.decode("utf-8", "replace").rstrip("\n").rstrip("\r"))
+        rc = proc.wait()
+        return subprocess.CompletedProcess(argv, rc, b"", b"")
+
+    # -- docker --------------------------------------------------------------------------
+    def docker(self, *, timeout: float = 3600) -> Any:
+        from securebuild.fleet.docker_tls import docker_api_client
+
+        vm = self.vm
+        return docker_api_client(
+            str(vm["docker_url"]),
+            ca=Path(vm["docker_ca"]),
+            cert=Path(vm["docker_cert"]),
+            key=Path(vm["docker_key"]),
+            timeout=timeout,
+            registry_auths=self.pull_auths(),
+        )
+
+    def result(self, **values: Any) -> None:
+        path = Path(self.data["result_file"])
+        current = json.loads(path.read_text()) if path.exists() else {}
+        current.update(values)
+        path.write_text(json.dumps(current))
+
+
+def _clean_env() -> dict[str, str]:
+    """No CA or proxy overrides from the environment reach ssh or its children."""
+    drop = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "SSH_AUTH_SOCK")
+    return {k: v for k, v in os.environ.items() if k not in drop}
+
+
+# --- fetch ------------------------------------------------------------------------------
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o600
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _input_stream(ctx: Context, write: IO[bytes]) -> None:
+    with tarfile.open(fileobj=write, mode="w|") as tar:
+        _add_bytes(tar, "params.json", json.dumps(ctx.params).encode())
+        for name, path in sorted(ctx.secret_files.items()):
+            if name.startswith("vm-"):
+                _add_bytes(tar, f"secrets/{name}", Path(path).read_bytes())
+        binary = ctx.data.get("binary_file")
+        if binary:
+            tar.add(str(binary), arcname="binary/input", recursive=False)
+
+
+def step_fetch(ctx: Context) -> int:
+    argv = ctx.ssh_argv("fetch", ctx.run)
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=_clean_env(),
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    import threading
+
+    def feed() -> None:
+        try:
+            _input_stream(ctx, proc.stdin)  # type: ignore[arg-type]
+        except BrokenPipeError:
+            pass
+        finally:
+            try:
+                proc.stdin.close()  # type: ignore[union-attr]
+            except BrokenPipeError:
+                pass
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    for raw in iter(proc.stdout.readline, b""):
+        say(raw.decode("utf-8", "replace").rstrip("\n").rstrip("\r"))
+    feeder.join()
+    return proc.wait()
+
+
+# --- Dockerfile -------------------------------------------------------------------------
+
+
+def step_dockerfile(ctx: Context) -> int:
+    from securebuild.pipeline.rewrite import rewrite
+
+    read = ctx.helper("dockerfile-read", capture=True)
+    if read.returncode != 0:
+        say(read.stdout.decode("utf-8", "replace").strip())
+        return read.returncode
+    try:
+        payload = json.loads(read.stdout)
+        text, log = rewrite(payload["dockerfile"], ctx.tenant["build"], payload.get("sourceinfo"))
+    except Exception as exc:
+        say(f"error: {exc}")
+        return EXIT_DOCKERFILE
+    for line in log:
+        say(line)
+    (ctx.workdir / "Dockerfile.rewritten").write_text(text)
+    info = payload.get("sourceinfo")
+    if info:
+        ctx.result(sourceinfo=info)
+    written = ctx.helper("dockerfile-write", stdin=text.encode())
+    return written.returncode
+
+
+# --- image content (source.images paths) ------------------------------------------------
+
+
+def _strip_first(stream: Iterator[bytes], dest: IO[bytes], contents_only: bool) -> None:
+    """Re-emit the archive docker returns; for ``/.`` sources drop the top directory."""
+    raw = _IterReader(stream)
+    with tarfile.open(fileobj=raw, mode="r|") as src, tarfile.open(fileobj=dest, mode="w|") as out:
+        for member in src:
+            if contents_only:
+                parts = member.name.split("/", 1)
+                if len(parts) == 1:
+                    continue
+                member.name = parts[1]
+            data = src.extractfile(member) if member.isfile() else None
+            out.addfile(member, data)
+
+
+class _IterReader(io.RawIOBase):
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buf = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._buf:
+            try:
+                self._buf = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(buffer), len(self._buf))
+        buffer[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
+def step_image_content(ctx: Context) -> int:
+    client = ctx.docker()
+    for i, image in enumerate(ctx.params.get("images") or []):
+        if not image.get("paths"):
+            continue
+        ref = image["from"]
+        auths = ctx.pull_auths()
+        ident = (image.get("pullAuths") or {}).get("id")
+        if ident:
+            auths.update(json.loads(ctx.secret(ident) or b"{}"))
+        say(f"Pulling image {ref} ...")
+        if not _pull(client, ref, auths, force=bool(ctx.tenant.get("forcePull"))):
+            return EXIT_IMAGE_CONTENT
+        container = client.create_container(ref, command=["true"])["Id"]
+        try:
+            for j, entry in enumerate(image["paths"]):
+                source = entry["sourcePath"]
+                contents_only = source.endswith("/.")
+                path = source[:-2] or "/" if contents_only else source
+                try:
+                    chunks, _stat = client.get_archive(container, path)
+                except Exception as exc:
+                    say(f"error: error copying source path {source} to {entry['destinationDir']}: {exc}")
+                    return EXIT_IMAGE_CONTENT
+                proc = subprocess.Popen(
+                    ctx.ssh_argv("image-content", ctx.run, str(i), str(j)),
+                    stdin=subprocess.PIPE, env=_clean_env(),
+                )
+                assert proc.stdin is not None
+                try:
+                    _strip_first(iter(chunks), proc.stdin, contents_only)
+                finally:
+                    proc.stdin.close()
+                if proc.wait() != 0:
+                    return EXIT_IMAGE_CONTENT
+                say(f"Copied {source} from {ref} to {entry['destinationDir'] or '.'}")
+        finally:
+            client.remove_container(container, force=True)
+    return 0
+
+
+# --- pull, build, push ------------------------------------------------------------------
+
+
+def _registry(reference: str) -> str:
+    from securebuild.pipeline.plan import registry_of
+
+    return registry_of(reference)
+
+
+def _image_exists(client: Any, ref: str) -> bool:
+    import docker.errors
+
+    try:
+        client.inspect_image(ref)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def _pull(client: Any, ref: str, auths: Mapping[str, Mapping[str, str]], *, force: bool) -> bool:
+    if not force and _image_exists(client, ref):
+        return True
+    repository, tag = _split_tag(ref)
+    auth = auths.get(_registry(ref))
+    error = ""
+    for attempt in range(RETRIES + 1):
+        error = ""
+        try:
+            for event in client.pull(
+                repository, tag=tag, stream=True, decode=True,
+                auth_config=dict(auth) if auth else None,
+            ):
+                if "error" in event:
+                    error = str(event["error"])
+                elif event.get("status") and not event.get("progressDetail"):
+                    say(str(event["status"]) + (f" {event['id']}" if event.get("id") else ""))
+        except Exception as exc:
+            error = str(exc)
+        if not error:
+            return True
+        if attempt < RETRIES:
+            say(f"Warning: Pull failed, retrying in {RETRY_DELAY:.0f}s ...")
+            time.sleep(RETRY_DELAY)
+    say(
+        f"error: failed to pull image: After retrying {RETRIES} times, "
+        f"Pull image still failed due to error: {error}"
+    )
+    return False
+
+
+def _split_tag(ref: str) -> tuple[str, str | None]:
+    if "@" in ref:
+        repository, _, digest = ref.partition("@")
+        return repository, digest
+    last = ref.rsplit("/", 1)[-1]
+    if ":" in last:
+        repository, _, tag = ref.rpartition(":")
+        return repository, tag
+    return ref, "latest"
+
+
+def step_pull(ctx: Context) -> int:
+    from securebuild.pipeline.rewrite import base_images
+
+    text = (ctx.workdir / "Dockerfile.rewritten").read_text()
+    args = {a["name"]: a["value"] for a in ctx.tenant.get("buildArgs") or []}
+    client = ctx.docker()
+    auths = ctx.pull_auths()
+    force = bool(ctx.tenant.get("forcePull"))
+    for ref in base_images(text, args):
+        if not force and _image_exists(client, ref):
+            continue
+        say(f"Pulling image {ref} ...")
+        if not _pull(client, ref, auths, force=True):
+            return EXIT_PULL
+    return 0
+
+
+def _context_chunks(proc: subprocess.Popen[bytes]) -> Iterator[bytes]:
+    assert proc.stdout is not None
+    while True:
+        chunk = proc.stdout.read1(CHUNK) if hasattr(proc.stdout, "read1") else proc.stdout.read(CHUNK)
+        if not chunk:
+            return
+        yield chunk
+
+
+def temp_tag(ctx: Context) -> str:
+    build = ctx.tenant["build"]["metadata"]
+    return f"temp.builder.openshift.io/{build['namespace']}/{build['name']}:{pysecrets.token_hex(4)}"
+
+
+def step_build(ctx: Context) -> int:
+    client = ctx.docker()
+    tag = ctx.tenant.get("output") or temp_tag(ctx)
+    tar = subprocess.Popen(
+        ctx.ssh_argv("context", ctx.run), stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, env=_clean_env(),
+    )
+    error = ""
+    image_id = ""
+    started = time.monotonic()
+    try:
+        stream = client.build(
+            fileobj=_context_chunks(tar),
+            custom_context=True,
+            dockerfile=str(ctx.params.get("dockerfilePath") or "Dockerfile"),
+            tag=tag,
+            buildargs={a["name"]: a["value"] for a in ctx.tenant.get("buildArgs") or []},
+            nocache=bool(ctx.tenant.get("noCache")),
+            pull=bool(ctx.tenant.get("forcePull")),
+            rm=True,
+            forcerm=True,
+            decode=True,
+        )
+        partial = ""
+        for event in stream:
+            if "stream" in event:
+                partial += str(event["stream"])
+                *lines, partial = partial.split("\n")
+                for line in lines:
+                    say(line.rstrip("\r"))
+            if "error" in event:
+                error = str(event.get("error"))
+            aux = event.get("aux") or {}
+            if aux.get("ID"):
+                image_id = str(aux["ID"])
+        if partial:
+            say(partial)
+    except Exception as exc:
+        error = error or f"{type(exc).__name__}: {exc}"
+    finally:
+        if tar.poll() is None:
+            tar.kill()
+        tar.wait()
+        assert tar.stderr is not None
+        for raw in tar.stderr.read().decode("utf-8", "replace").splitlines():
+            say(raw)
+    ctx.result(build_seconds=time.monotonic() - started, image_id=image_id, tag=tag)
+    if error:
+        say(f"error: build error: {error.strip()}")
+        return EXIT_BUILD
+    return 0
+
+
+def step_push(ctx: Context) -> int:
+    ref = ctx.tenant.get("output") or ""
+    if not ref:
+        say("Build complete, no image push requested")
+        return 0
+    client = ctx.docker()
+    auth = ctx.push_auth()
+    repository, tag = _split_tag(ref)
+    say(f"Pushing image {ref} ...")
+    error = ""
+    digest = ""
+    for attempt in range(RETRIES + 1):
+        error = ""
+        try:
+            for event in client.push(
+                repository, tag=tag, stream=True, decode=True,
+                auth_config=dict(auth) if auth else None,
+            ):
+                if "error" in event:
+                    error = str(event["error"])
+                aux = event.get("aux") or {}
+                digest = str(aux.get("Digest") or digest)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        if not error and digest:
+            break
+        error = error or "the registry returned no digest"
+        if attempt < RETRIES:
+            say(f"Warning: Push failed, retrying in {RETRY_DELAY:.0f}s ...")
+            time.sleep(RETRY_DELAY)
+    if error:
+        say(
+            f"error: Failed to push image: After retrying {RETRIES} times, "
+            f"Push image still failed due to error: {error}"
+        )
+        return EXIT_PUSH
+    say(f"Successfully pushed {repository}@{digest}")
+    say("Push successful")
+    ctx.result(digest=digest, pushed=ref)
+    return 0
+
+
+def step_hook(ctx: Context, name: str) -> int:
+    return ctx.helper("hook", name, tty=True).returncode
+
+
+def step_cleanup(ctx: Context) -> int:
+    rc = ctx.helper("cleanup", capture=True).returncode
+    # close the shared SSH connection of this run
+    subprocess.run(
+        [*ctx.ssh_argv("true")[:1], "-o", f"ControlPath={ctx.control_path}", "-O", "exit",
+         "-p", str(ctx.vm["ssh_port"]), f"{ctx.vm['ssh_user']}@{ctx.vm['ssh_host']}"],
+        capture_output=True, check=False, env=_clean_env(),
+    )
+    return rc
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2:
+        say("usage: python -m securebuild.pipeline.steps STEP BUILD_JSON [HOOK]")
+        return 64
+    step, path = argv[0], Path(argv[1])
+    ctx = Context(path)
+    steps = {
+        "fetch": step_fetch,
+        "dockerfile": step_dockerfile,
+        "image-content": step_image_content,
+        "pull": step_pull,
+        "build": step_build,
+        "push": step_push,
+        "cleanup": step_cleanup,
+    }
+    if step == "hook" and len(argv) == 3 and argv[2] in ("pre_build", "post_build"):
+        return step_hook(ctx, argv[2])
+    if step not in steps:
+        say(f"unknown step {step!r}")
+        return 64
+    return steps[step](ctx)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
