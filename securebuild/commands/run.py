@@ -34,6 +34,7 @@ import yaml
 from securebuild.errors import SecurebuildError
 from securebuild.pipeline.execute import REPO_ROOT, BuildOutcome, VMTarget, run_plan
 from securebuild.pipeline.plan import PlanError, SecretData, make_plan
+from securebuild.pipeline.steps import ssh_argv
 from securebuild.runner import PlaybookRun
 
 logger = logging.getLogger(__name__)
@@ -188,10 +189,9 @@ def _vm_target(args: argparse.Namespace, project: str) -> VMTarget:
     endpoints = None
     try:
         endpoints = launcher.read_endpoints()
-        ssh = endpoints.ssh_argv("true")
         probe = subprocess.run(
-            [ssh[0], "-o", "ConnectTimeout=5", *ssh[1:]],
-            capture_output=True, timeout=30, check=False,
+            ssh_argv(_target(endpoints).as_vars(), "true"),
+            capture_output=True, timeout=60, check=False,
         )
         if probe.returncode != 0:
             endpoints = None
@@ -203,6 +203,10 @@ def _vm_target(args: argparse.Namespace, project: str) -> VMTarget:
             endpoints = launcher.start()
         except ProjectVMError as exc:
             raise RunError(str(exc)) from exc
+    return _target(endpoints)
+
+
+def _target(endpoints: Any) -> VMTarget:
     return VMTarget(
         name=endpoints.domain,
         ssh_host=endpoints.ssh_host,

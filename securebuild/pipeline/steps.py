@@ -85,34 +85,13 @@ class Context:
     # -- ssh -----------------------------------------------------------------------------
     @property
     def control_path(self) -> str:
-        """One SSH connection shared by the steps of a run (sun_path is limited to 108 bytes)."""
-        digest = hashlib.sha256(self.run.encode()).hexdigest()[:16]
-        return str(Path(tempfile.gettempdir()) / f"sbssh-{digest}")
+        """One SSH connection to the VM shared by all steps (and runs): see :func:`control_path`."""
+        return control_path(self.vm)
 
     def ssh_argv(self, *remote: str, tty: bool = False) -> list[str]:
-        vm = self.vm
-        control = self.control_path
-        argv = [
-            "ssh",
-            "-q",
-            *shlex.split(str(vm.get("ssh_common_args") or "")),
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ControlMaster=auto",
-            "-o",
-            f"ControlPath={control}",
-            "-o",
-            "ControlPersist=60",
-            "-i",
-            str(vm["ssh_key"]),
-            "-p",
-            str(vm["ssh_port"]),
-        ]
-        if tty:
-            argv.append("-tt")  # a hung-up session sends SIGHUP to the hook (cancellation)
-        argv += [f"{vm['ssh_user']}@{vm['ssh_host']}", "--", "sudo", "-n", str(vm.get("helper") or HELPER), *remote]
-        return argv
+        """argv running the VM helper with ``remote`` as its (trusted, fixed) arguments."""
+        helper = str(self.vm.get("helper") or HELPER)
+        return ssh_argv(self.vm, "sudo", "-n", helper, *remote, tty=tty)
 
     def helper(
         self,
@@ -171,6 +150,41 @@ class Context:
         path.write_text(json.dumps(current))
 
 
+def ssh_argv(vm: Mapping[str, Any], *remote: str, tty: bool = False) -> list[str]:
+    """ssh to the VM with its pinned host key, sharing the VM's master connection."""
+    argv = [
+        "ssh",
+        "-q",
+        *shlex.split(str(vm.get("ssh_common_args") or "")),
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ControlMaster=auto",
+        "-o",
+        f"ControlPath={control_path(vm)}",
+        "-o",
+        "ControlPersist=120",
+        "-i",
+        str(vm["ssh_key"]),
+        "-p",
+        str(vm["ssh_port"]),
+    ]
+    if tty:
+        argv.append("-tt")  # a hung-up session sends SIGHUP to the hook (cancellation)
+    return [*argv, f"{vm['ssh_user']}@{vm['ssh_host']}", "--", *remote]
+
+
+def control_path(vm: Mapping[str, Any]) -> str:
+    """The SSH ControlPath for a VM: one master connection, reused while it lives (120 s idle).
+
+    Per VM, not per run, so the warm path does not pay an SSH handshake with the (possibly
+    emulated) guest for every build; short because sun_path is limited to 108 bytes.
+    """
+    key = f"{vm['ssh_user']}@{vm['ssh_host']}:{vm['ssh_port']}:{vm.get('ssh_key')}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return str(Path(tempfile.gettempdir()) / f"sbssh-{digest}")
+
+
 def _clean_env() -> dict[str, str]:
     """No CA or proxy overrides from the environment reach ssh or its children."""
     drop = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "SSH_AUTH_SOCK")
@@ -198,7 +212,32 @@ def _input_stream(ctx: Context, write: IO[bytes]) -> None:
             tar.add(str(binary), arcname="binary/input", recursive=False)
 
 
+def ensure_helper(ctx: Context) -> int:
+    """Install the VM helper (shipped in the build_source role) when its content differs."""
+    local = Path(ctx.data["helper_source"])
+    data = local.read_bytes()
+    want = hashlib.sha256(data).hexdigest()
+    target = str(ctx.vm.get("helper") or HELPER)
+    base = ssh_argv(ctx.vm)
+    probe = subprocess.run(
+        [*base, "sha256sum", target], capture_output=True, env=_clean_env(), check=False
+    )
+    if probe.returncode == 0 and probe.stdout.split(b" ")[0].decode() == want:
+        return 0
+    install = subprocess.run(
+        [*base, "sudo", "-n", "install", "-D", "-o", "root", "-g", "root", "-m", "0755",
+         "/dev/stdin", target],
+        input=data, capture_output=True, env=_clean_env(), check=False,
+    )
+    if install.returncode != 0:
+        say(f"error: cannot install the securebuild helper in the VM: {install.stderr.decode().strip()}")
+    return install.returncode
+
+
 def step_fetch(ctx: Context) -> int:
+    installed = ensure_helper(ctx)
+    if installed != 0:
+        return installed
     argv = ctx.ssh_argv("fetch", ctx.run)
     proc = subprocess.Popen(
         argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -523,12 +562,6 @@ def step_hook(ctx: Context, name: str) -> int:
 
 def step_cleanup(ctx: Context) -> int:
     rc = ctx.helper("cleanup", capture=True).returncode
-    # close the shared SSH connection of this run
-    subprocess.run(
-        [*ctx.ssh_argv("true")[:1], "-o", f"ControlPath={ctx.control_path}", "-O", "exit",
-         "-p", str(ctx.vm["ssh_port"]), f"{ctx.vm['ssh_user']}@{ctx.vm['ssh_host']}"],
-        capture_output=True, check=False, env=_clean_env(),
-    )
     return rc
 
 
