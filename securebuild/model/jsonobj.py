@@ -105,6 +105,12 @@ def _is_json_object(tp: Any) -> bool:
     return isinstance(tp, type) and issubclass(tp, JsonObject)
 
 
+def _is_optional(tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    is_union = origin is typing.Union or origin is types.UnionType
+    return is_union and type(None) in typing.get_args(tp)
+
+
 def parse_object(cls: type[T], data: object, path: str, problems: list[Problem]) -> T:
     """Read one object; wrong types are appended to ``problems`` and the default is used."""
     if not isinstance(data, Mapping):
@@ -119,6 +125,8 @@ def parse_object(cls: type[T], data: object, path: str, problems: list[Problem])
         if value is None:
             if _is_json_object(tp):
                 omitted.add(key)
+            elif _is_optional(tp):
+                kwargs[f.name] = None  # absent stays absent, whatever the default
             continue
         kwargs[f.name] = _parse_value(tp, value, join_path(path, key), problems)
     extra = {str(k): freeze(v) for k, v in data.items() if k not in known}
