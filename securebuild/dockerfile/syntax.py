@@ -65,14 +65,8 @@ def _prepare(text: str) -> str:
     """
     directives, body = _split_directives(text.split("\n"))
     kept = [line for line in body if line.strip()]
-    for i in range(len(kept) - 1, -1, -1):
-        if _COMMENT.match(kept[i]):
-            continue
-        stripped = kept[i].rstrip()
-        if stripped.endswith("\\"):
-            kept[i] = stripped[:-1]
-        break
-    return "".join(line + "\n" for line in [*directives, "#", *kept])
+    # The final empty line ends a continuation left open at the end of the file.
+    return "".join(line + "\n" for line in [*directives, "#", *kept, ""])
 
 
 def go_json(args: list[str]) -> str:
@@ -116,15 +110,46 @@ def _normalise(keyword: str, value: str) -> str:
     return " ".join([*flags, go_json(decoded)])
 
 
+#: Shell-form instructions that exec form can carry unchanged through ``/bin/sh -c``.
+_SHELL_FORM = frozenset({"RUN", "CMD", "ENTRYPOINT"})
+
+
+def _one_line(keyword: str, value: str) -> Instruction | None:
+    """Make sure the rendered line cannot end in a continuation backslash.
+
+    A trailing backslash would join the next line (ours) to this instruction. Docker cannot
+    express such a value on one line, so a shell-form RUN/CMD/ENTRYPOINT becomes the equivalent
+    exec form via ``/bin/sh -c``; anything else loses the trailing backslashes (Docker would
+    have glued the next line to it, which no valid Dockerfile relies on at its end).
+    """
+    keyword = keyword.rstrip("\\")
+    if not keyword:
+        return None
+    if value.rstrip().endswith("\\"):
+        flags, rest = split_flags(value)
+        if keyword in _SHELL_FORM and not flags and not rest.startswith("["):
+            return Instruction(keyword, go_json(["/bin/sh", "-c", value]))
+        while value.rstrip().endswith("\\"):
+            value = value.rstrip().rstrip("\\")
+        value = value.strip()
+    return Instruction(keyword, value)
+
+
 def parse_instructions(text: str) -> list[Instruction]:
     """The instructions of a Dockerfile, in file order, comments dropped."""
-    parser = DockerfileParser(fileobj=io.BytesIO(_prepare(text).encode("utf-8")))
+    try:
+        data = _prepare(text).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise DockerfileError(f"the Dockerfile is not valid Unicode text: {exc.reason}") from exc
+    parser = DockerfileParser(fileobj=io.BytesIO(data))
     out: list[Instruction] = []
     for item in parser.structure:
         keyword = str(item["instruction"]).upper()
         if keyword == "COMMENT":
             continue
-        out.append(Instruction(keyword, _normalise(keyword, str(item["value"] or ""))))
+        instruction = _one_line(keyword, _normalise(keyword, str(item["value"] or "")))
+        if instruction is not None:
+            out.append(instruction)
     return out
 
 

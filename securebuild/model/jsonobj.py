@@ -203,8 +203,8 @@ def dump_object(obj: JsonObject) -> dict[str, Any]:
         value = getattr(obj, f.name)
         if value is None:
             continue
-        if isinstance(value, tuple | Mapping) and not value:
-            continue
+        if isinstance(value, tuple | Mapping) and not value and not _is_optional(tp):
+            continue  # omitempty; an optional empty mapping ({} versus absent) is kept
         if isinstance(value, JsonObject):
             if key in obj.omitted and value == type(value)():
                 continue
