@@ -386,7 +386,8 @@ CASES: list[tuple[str, dict[str, Any], SourceInfo, str, list[str]]] = [
             'ENV "GREETING"="héllo \\"wörld\\" \\\\ 中"',
             GIT_ENV,
             'LABEL "io.openshift.build.commit.author"="Zoë \\"Z\\" O\'Brien <z@ex.ample>" '
-            '"io.openshift.build.commit.message"="Ünïcode ✓" "io.openshift.build.commit.ref"="main" '
+            '"io.openshift.build.commit.message"="Ünïcode ✓" '
+            '"io.openshift.build.commit.ref"="main" '
             '"io.openshift.build.name"="web-7" "io.openshift.build.namespace"="team-a" '
             '"io.openshift.build.source-context-dir"="app" "x"="tab\\there\\nnew\\u2028line"',
         ],
