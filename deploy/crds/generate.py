@@ -98,9 +98,7 @@ def env_var() -> Schema:
             "value": string(),
             "valueFrom": obj(
                 {
-                    "fieldRef": obj(
-                        {"apiVersion": string(), "fieldPath": string()}, ["fieldPath"]
-                    ),
+                    "fieldRef": obj({"apiVersion": string(), "fieldPath": string()}, ["fieldPath"]),
                     "resourceFieldRef": obj(
                         {"containerName": string(), "resource": string(), "divisor": quantity()},
                         ["resource"],

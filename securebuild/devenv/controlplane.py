@@ -19,8 +19,9 @@ Identities (static token file; the API server adds ``system:authenticated`` to e
 * ``admin``: user ``securebuild-admin`` in group ``system:masters``.
 * ``alice``, ``bob``: tenants, admins of ``alice-project`` and ``bob-project``.
 * ``daemon``: user ``system:serviceaccount:securebuild:securebuild`` with the service-account
-  groups. RBAC matches a ServiceAccount subject by that user name, so the daemon's ClusterRoleBinding
-  in ``deploy/rbac/daemon.yaml`` is the one a real cluster uses with a real service-account token.
+  groups. RBAC matches a ServiceAccount subject by that user name, so the daemon's
+  ClusterRoleBinding in ``deploy/rbac/daemon.yaml`` is the one a real cluster uses with a real
+  service-account token.
 
 Service-account tokens (TokenRequest API) are signed with ``pki/sa.key`` and accepted as well.
 
@@ -126,7 +127,9 @@ def find_binaries(cache: Path = DEFAULT_CACHE) -> KubeBinaries:
     assets = os.environ.get("KUBEBUILDER_ASSETS")
     directory = Path(assets) if assets else cache / "kube" / KUBE_VERSION
     binaries = KubeBinaries(directory / "kube-apiserver", directory / "etcd")
-    missing = [str(p) for p in (binaries.kube_apiserver, binaries.etcd) if not os.access(p, os.X_OK)]
+    missing = [
+        str(p) for p in (binaries.kube_apiserver, binaries.etcd) if not os.access(p, os.X_OK)
+    ]
     if missing:
         source = "KUBEBUILDER_ASSETS" if assets else "the setup cache"
         raise ControlPlaneError(
@@ -217,7 +220,9 @@ class ControlPlane:
         extra_apiserver_args: Sequence[str] = (),
     ) -> None:
         self._temporary = directory is None
-        self.directory = Path(tempfile.mkdtemp(prefix="securebuild-cp-")) if directory is None else directory
+        self.directory = (
+            Path(tempfile.mkdtemp(prefix="securebuild-cp-")) if directory is None else directory
+        )
         self.binaries = binaries or find_binaries()
         self.manifest_dirs = tuple(manifest_dirs)
         self.watch_cache = watch_cache
@@ -437,9 +442,7 @@ class ControlPlane:
     def _etcd_pool(self) -> urllib3.PoolManager:
         assert self._etcd_client_cert is not None
         context = ssl.create_default_context(cafile=str(self.ca_file))
-        context.load_cert_chain(
-            str(self._etcd_client_cert.cert), str(self._etcd_client_cert.key)
-        )
+        context.load_cert_chain(str(self._etcd_client_cert.cert), str(self._etcd_client_cert.key))
         return urllib3.PoolManager(ssl_context=context, retries=False, timeout=5.0)
 
     def _etcd_get(self, path: str) -> dict[str, Any]:
@@ -507,9 +510,7 @@ class ControlPlane:
         if body is not None:
             headers["Content-Type"] = "application/json"
             data = json.dumps(body).encode()
-        response = self._api_pool().request(
-            method, self.api_url + path, body=data, headers=headers
-        )
+        response = self._api_pool().request(method, self.api_url + path, body=data, headers=headers)
         try:
             return response.status, json.loads(response.data)
         except ValueError:
@@ -561,7 +562,9 @@ class ControlPlane:
                 crds.append(doc)
         for crd in crds:
             spec = crd["spec"]
-            list_path = f"/apis/{spec['group']}/{spec['versions'][0]['name']}/{spec['names']['plural']}"
+            list_path = (
+                f"/apis/{spec['group']}/{spec['versions'][0]['name']}/{spec['names']['plural']}"
+            )
             while True:
                 status, body = self.api_request("GET", list_path)
                 if status == 200:

@@ -63,7 +63,9 @@ def missing_fields(expected: Any, actual: Any, path: str = "") -> list[str]:
     if isinstance(expected, list):
         if not isinstance(actual, list) or len(actual) != len(expected):
             return [f"{path}: {actual!r} differs from {expected!r}"]
-        return [p for i, e in enumerate(expected) for p in missing_fields(e, actual[i], f"{path}[{i}]")]
+        return [
+            p for i, e in enumerate(expected) for p in missing_fields(e, actual[i], f"{path}[{i}]")
+        ]
     return [] if expected == actual else [f"{path}: {actual!r} != {expected!r}"]
 
 
@@ -126,7 +128,9 @@ def test_openshift_yaml_applies_unchanged_with_strict_validation(
 
 def test_status_round_trips_every_field(controlplane: ControlPlane) -> None:
     api = builds(client(controlplane, "daemon"))
-    build = builds(client(controlplane, "alice")).create(body=new_build(), namespace="alice-project")
+    build = builds(client(controlplane, "alice")).create(
+        body=new_build(), namespace="alice-project"
+    )
     status = {
         "phase": "Failed",
         "cancelled": False,
