@@ -331,17 +331,15 @@ class ControlPlane:
     # --- preparation ------------------------------------------------------------------------
 
     def _prepare(self) -> None:
-        for directory in (self.directory, self.pki_dir, self.etcd_dir, self.log_dir):
+        for directory in (self.directory, self.etcd_dir, self.log_dir):
             directory.mkdir(parents=True, exist_ok=True)
         self.directory.chmod(0o700)
         self.etcd_dir.chmod(0o700)
         self.ca = TestCA(self.pki_dir)
         hosts = ("127.0.0.1", "localhost")
-        self.ca.issue("apiserver", common_name="kube-apiserver", hosts=hosts, server=True)
-        self.ca.issue("etcd-server", common_name="etcd", hosts=hosts, server=True, client=True)
-        self._etcd_client_cert = self.ca.issue(
-            "apiserver-etcd-client", common_name="kube-apiserver-etcd-client", client=True
-        )
+        self.ca.server("apiserver", hosts)
+        self.ca.server("etcd-server", hosts, also_client=True)
+        self._etcd_client_cert = self.ca.client("apiserver-etcd-client")
         write_signing_key(self.pki_dir / "sa.key")
         write_public_key(self.pki_dir / "sa.key", self.pki_dir / "sa.pub")
         self.identities = self._load_or_create_tokens(self.directory / "tokens.csv")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from securebuild.devenv import controlplane
 from securebuild.devenv.controlplane import ControlPlane, ControlPlaneError, KubeBinaries
@@ -77,9 +78,7 @@ def test_tokens_survive_a_restart(tmp_path: Path) -> None:
 
 def test_test_ca_signs_and_is_reused(tmp_path: Path) -> None:
     ca = TestCA(tmp_path)
-    files = ca.issue(
-        "srv", common_name="kube-apiserver", hosts=("127.0.0.1", "localhost"), server=True
-    )
+    files = ca.server("srv", ("127.0.0.1", "localhost"))
     cert = x509.load_pem_x509_certificate(files.cert.read_bytes())
     ca_cert = x509.load_pem_x509_certificate(ca.files.cert.read_bytes())
     cert.verify_directly_issued_by(ca_cert)
@@ -88,6 +87,15 @@ def test_test_ca_signs_and_is_reused(tmp_path: Path) -> None:
     assert sans.get_values_for_type(x509.DNSName) == ["localhost"]
     assert files.key.stat().st_mode & 0o077 == 0
     assert TestCA(tmp_path).files.cert.read_bytes() == ca.files.cert.read_bytes()
+
+    both = ca.server("etcd", ("127.0.0.1",), also_client=True)
+    etcd = x509.load_pem_x509_certificate(both.cert.read_bytes())
+    etcd.verify_directly_issued_by(ca_cert)
+    usages = etcd.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert set(usages) == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
+    client = x509.load_pem_x509_certificate(ca.client("c").cert.read_bytes())
+    client_usages = client.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(client_usages) == [ExtendedKeyUsageOID.CLIENT_AUTH]
 
 
 def test_manifests_put_namespaces_and_crds_first() -> None:
