@@ -49,8 +49,12 @@ if [[ -x "$dest/kube-apiserver" ]]; then
   exit 0
 fi
 
-if ! command -v go >/dev/null; then
-  log "the Go toolchain is needed to build kube-apiserver (Debian: golang-go, or go.dev/dl)"
+go_min=1.24 # the `go` line of k8s.io/kubernetes' go.mod
+go_have="$(go env GOVERSION 2>/dev/null || true)"
+go_have="${go_have#go}"
+if [[ -z "$go_have" ]] || [[ "$(printf '%s\n%s\n' "$go_min" "$go_have" | sort -V | head -n1)" != "$go_min" ]]; then
+  log "building kube-apiserver $KUBE_VERSION needs Go >= $go_min on PATH (found: ${go_have:-none});"
+  log "install it from go.dev/dl, or set KUBEBUILDER_ASSETS to a directory with kube-apiserver and etcd"
   exit 1
 fi
 
