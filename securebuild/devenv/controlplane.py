@@ -71,6 +71,7 @@ DEFAULT_MANIFEST_DIRS = (
 )
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
+PORT_ATTEMPTS = 3
 FIELD_MANAGER = "securebuild-dev"
 #: Environment variables that must not reach the services: proxies (gRPC and Go's HTTP client
 #: honour them) and CA bundle overrides.
@@ -266,13 +267,24 @@ class ControlPlane:
         """Start etcd and the API server, apply the manifests; return when builds are served."""
         started = time.monotonic()
         self._prepare()
-        if not self.etcd_port:
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            # Ports are picked free a moment before the services bind them; another program
+            # (other test runs on this machine) may take one in between: then try new ports.
             self.etcd_port = free_port()
-        if not self.api_port:
             self.api_port = free_port()
+            try:
+                self._start_etcd()
+                self.start_apiserver()
+                break
+            except ControlPlaneError as exc:
+                self._stop_processes()
+                if "address already in use" not in str(exc) or attempt == PORT_ATTEMPTS:
+                    raise
+                logger.warning("port taken while starting (attempt %d), retrying", attempt)
+            except BaseException:
+                self._stop_processes()
+                raise
         try:
-            self._start_etcd()
-            self.start_apiserver()
             self._apply_manifests()
         except BaseException:
             self._stop_processes()
@@ -437,14 +449,15 @@ class ControlPlane:
                 raise self._etcd.failure(f"not healthy after {START_TIMEOUT:.0f} s")
             time.sleep(0.1)
 
-    def _etcd_pool(self) -> urllib3.PoolManager:
+    def _etcd_pool(self, timeout: float = 5.0) -> urllib3.PoolManager:
         assert self._etcd_client_cert is not None
         context = ssl.create_default_context(cafile=str(self.ca_file))
         context.load_cert_chain(str(self._etcd_client_cert.cert), str(self._etcd_client_cert.key))
-        return urllib3.PoolManager(ssl_context=context, retries=False, timeout=5.0)
+        return urllib3.PoolManager(ssl_context=context, retries=False, timeout=timeout)
 
     def _etcd_get(self, path: str) -> dict[str, Any]:
-        response = self._etcd_pool().request("GET", self.etcd_url + path)
+        # Short timeout: while polling, a stranger holding the port must not stall the start.
+        response = self._etcd_pool(timeout=1.0).request("GET", self.etcd_url + path)
         result: dict[str, Any] = json.loads(response.data)
         return result
 
@@ -495,12 +508,18 @@ class ControlPlane:
         ]
         return args + list(self.extra_apiserver_args)
 
-    def _api_pool(self) -> urllib3.PoolManager:
+    def _api_pool(self, timeout: float = 10.0) -> urllib3.PoolManager:
         context = ssl.create_default_context(cafile=str(self.ca_file))
-        return urllib3.PoolManager(ssl_context=context, retries=False, timeout=5.0)
+        return urllib3.PoolManager(ssl_context=context, retries=False, timeout=timeout)
 
     def api_request(
-        self, method: str, path: str, *, identity: str = "admin", body: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        identity: str = "admin",
+        body: Any = None,
+        timeout: float = 10.0,
     ) -> tuple[int, Any]:
         """One raw API call as ``identity``; return (status, decoded JSON or text)."""
         headers = {"Authorization": f"Bearer {self.token(identity)}", "Accept": "application/json"}
@@ -508,7 +527,9 @@ class ControlPlane:
         if body is not None:
             headers["Content-Type"] = "application/json"
             data = json.dumps(body).encode()
-        response = self._api_pool().request(method, self.api_url + path, body=data, headers=headers)
+        response = self._api_pool(timeout).request(
+            method, self.api_url + path, body=data, headers=headers
+        )
         try:
             return response.status, json.loads(response.data)
         except ValueError:
@@ -523,7 +544,7 @@ class ControlPlane:
             if not self._apiserver.running():
                 raise self._apiserver.failure("did not start")
             try:
-                status, body = self.api_request("GET", "/readyz")
+                status, body = self.api_request("GET", "/readyz", timeout=2.0)
                 if status == 200:
                     return
                 last = f"/readyz {status}: {str(body)[:300]}"

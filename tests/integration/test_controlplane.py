@@ -7,6 +7,7 @@ subresource, RBAC between tenants, TokenReview/SubjectAccessReview, restart on t
 from __future__ import annotations
 
 import json
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ import yaml
 from kubernetes.dynamic.exceptions import ConflictError, ForbiddenError
 from openshift.dynamic import DynamicClient
 
+from securebuild.devenv import controlplane as controlplane_module
 from securebuild.devenv.controlplane import ControlPlane
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "openshift-docker-build.yaml"
@@ -425,3 +427,23 @@ def test_restart_on_the_same_data_dir_keeps_data(tmp_path: Path) -> None:
     print(f"\ncontrol plane start {first_start:.1f} s, restart on same data {restart:.1f} s")
     assert first_start < 30
     assert restart < 30
+
+
+def test_a_port_taken_in_between_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another program binding the chosen port before etcd does costs a retry, not a failure."""
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        real_free_port = controlplane_module.free_port
+        ports = iter([taken])
+        monkeypatch.setattr(
+            controlplane_module, "free_port", lambda: next(ports, None) or real_free_port()
+        )
+        with ControlPlane(tmp_path / "cp") as plane:
+            assert plane.etcd_port != taken
+            assert "address already in use" in (plane.log_dir / "etcd.log").read_text()
+            status, _ = plane.api_request("GET", BUILDS.format(ns="alice-project"))
+            assert status == 200
