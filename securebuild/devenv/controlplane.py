@@ -508,7 +508,11 @@ class ControlPlane:
         ]
         return args + list(self.extra_apiserver_args)
 
-    def _api_pool(self, timeout: float = 10.0) -> urllib3.PoolManager:
+    def api_pool(self, timeout: float = 10.0) -> urllib3.PoolManager:
+        """A urllib3 pool that trusts the test CA (raw calls such as watch streams).
+
+        Not ``requests``: ``REQUESTS_CA_BUNDLE`` in the environment would override the CA.
+        """
         context = ssl.create_default_context(cafile=str(self.ca_file))
         return urllib3.PoolManager(ssl_context=context, retries=False, timeout=timeout)
 
@@ -527,7 +531,7 @@ class ControlPlane:
         if body is not None:
             headers["Content-Type"] = "application/json"
             data = json.dumps(body).encode()
-        response = self._api_pool(timeout).request(
+        response = self.api_pool(timeout).request(
             method, self.api_url + path, body=data, headers=headers
         )
         try:
@@ -601,7 +605,7 @@ class ControlPlane:
             "Accept": "application/json",
             "Content-Type": "application/apply-patch+yaml",
         }
-        response = self._api_pool().request(
+        response = self.api_pool().request(
             "PATCH",
             f"{self.api_url}{path}?fieldManager={FIELD_MANAGER}&force=true",
             body=json.dumps(doc).encode(),

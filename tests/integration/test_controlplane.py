@@ -218,7 +218,7 @@ def test_update_with_stale_resource_version_is_409(controlplane: ControlPlane) -
 
 def _watch_events(plane: ControlPlane, path: str, identity: str) -> Iterator[dict[str, Any]]:
     """Raw watch stream, one decoded event per line."""
-    pool = plane._api_pool()
+    pool = plane.api_pool()
     response = pool.request(
         "GET",
         plane.api_url + path,
@@ -383,7 +383,7 @@ def test_daemon_has_least_privilege(controlplane: ControlPlane) -> None:
 
 def test_printer_columns_match_oc_get_builds(controlplane: ControlPlane) -> None:
     builds(client(controlplane, "alice")).create(body=new_build(), namespace="alice-project")
-    pool = controlplane._api_pool()
+    pool = controlplane.api_pool()
     response = pool.request(
         "GET",
         controlplane.api_url + BUILDS.format(ns="alice-project"),
