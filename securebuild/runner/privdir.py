@@ -60,7 +60,23 @@ def kill_run_processes(name: str) -> list[int]:
                 killed.append(int(entry.name))
     if killed:
         logger.info("killed leftover processes of run %s: %s", name, killed)
+        remove_ansible_tmp(killed)
     return killed
+
+
+def remove_ansible_tmp(pids: list[int], home: Path | None = None) -> None:
+    """Remove ``~/.ansible/tmp/ansible-tmp-<time>-<pid>-<n>`` left by killed processes.
+
+    A killed task never deletes its module payload (module arguments included) from the
+    local remote_tmp; ansible names the directory after the ansible-playbook process's pid.
+    """
+    root = (home or Path.home()) / ".ansible" / "tmp"
+    if not root.is_dir():
+        return
+    for pid in pids:
+        for path in root.glob(f"ansible-tmp-*-{pid}-*"):
+            logger.info("removing ansible tmp dir %s of killed process %d", path, pid)
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _remove_tree(path: Path) -> None:
