@@ -299,3 +299,11 @@ def test_a_broken_playbook_fails_generically_with_ansible_message(h: Harness) ->
     assert result.reason == "GenericBuildFailed"
     assert result.message == "Generic Build failure - check logs for details."
     assert log.read()[-1].startswith("error: the playbook run ended failed")
+
+
+def test_a_failing_no_log_task_shows_no_output(h: Harness) -> None:
+    result, log, _ = h.run(h.spec("nolog_fail.yml", secrets={"token": SECRET}))
+    assert result.reason == "PushImageToRegistryFailed"
+    assert result.message == "Failed to push the image to the registry."
+    assert log.read() == ["error: Log in with the secret: (output hidden: no_log)"]
+    assert result.failure_msg == "(output hidden: no_log)"
