@@ -307,3 +307,11 @@ def test_a_failing_no_log_task_shows_no_output(h: Harness) -> None:
     assert result.message == "Failed to push the image to the registry."
     assert log.read() == ["error: Log in with the secret: (output hidden: no_log)"]
     assert result.failure_msg == "(output hidden: no_log)"
+
+
+def test_block_tags_are_inherited(h: Harness) -> None:
+    result, _log, _ = h.run(h.spec("block_tags.yml"))
+    assert result.reason == "DockerBuildFailed"
+    assert [(s.name, [st.name for st in s.steps]) for s in result.stages] == [
+        ("Build", ["DockerBuild"])
+    ]
