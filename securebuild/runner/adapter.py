@@ -283,6 +283,7 @@ class PlaybookRun:
         logger.info("run %s: ansible-runner status %s rc %s", self.name, status, rc)
         if status != "successful":
             privdir.kill_run_processes(self.name)
+            events.close_open_task(dt.datetime.now(dt.UTC))
             if events.failure is None and not self.cancelled:
                 tail = [line for line in events.verbose_tail if line.strip()]
                 emit([*tail, f"error: the playbook run ended {status} (exit status {rc})"])

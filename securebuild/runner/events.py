@@ -170,6 +170,7 @@ class EventProcessor:
         self._recorded: dict[str, Step] = {}
         self._last_key: tuple[str, str] | None = None
         self.stages: list[Stage] = []
+        self._open: str | None = None  # the task started last, while it has no result
         self.failure: Failure | None = None
         # ansible-playbook's own messages (syntax errors, bad inventory): shown when a run
         # fails without a task failure, since nothing else would explain it.
@@ -185,11 +186,13 @@ class EventProcessor:
             return
         if kind == "playbook_on_task_start":
             self._starts[task_uuid] = created
+            self._open = task_uuid
             return
         if kind not in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable"):
             return
         tags = self._meta.tags(task_uuid)
         self._record_step(task_uuid, tags, created)
+        self._open = None
         res = data.get("res") or {}
         task = str(data.get("task") or "task")
         censored = "censored" in res
@@ -230,3 +233,9 @@ class EventProcessor:
             stage.steps.append(step)
         self._recorded[task_uuid] = step
         self._last_key = key
+
+    def close_open_task(self, end: dt.datetime) -> None:
+        """Record the step of a task that never ended (the run was cancelled or killed)."""
+        if self._open is not None:
+            self._record_step(self._open, self._meta.tags(self._open), end)
+            self._open = None

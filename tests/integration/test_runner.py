@@ -215,6 +215,9 @@ def test_cancel_kills_the_task_within_seconds(h: Harness) -> None:
     assert result.message == "The build was cancelled by the user."
     assert result.cleanup_status == "successful"
     assert (h.out / "cleanup.txt").read_text() == f"cleaned {run.name}\n"
+    # the interrupted task's step is recorded up to the cancel
+    [stage] = result.stages
+    assert (stage.name, [s.name for s in stage.steps]) == ("Build", ["DockerBuild"])
     assert [pid for pid in run_processes(run.name) if alive(pid)] == []
     assert not run.private_dir.exists()
     ansible_tmp = Path.home() / ".ansible" / "tmp"
