@@ -1,5 +1,9 @@
 """Base images for tests without the internet, made from Debian packages.
 
+``debian:bookworm``: the tar of a ``debootstrap --variant=minbase`` root file system that
+``scripts/setup.d/40-baseimage-debian.sh`` caches; imported only by tests that ask for it
+(:func:`seed_debian`), because it is ~100 MB.
+
 ``busybox``: a root file system holding Debian's statically linked ``/bin/busybox``
 (busybox-static) and one symlink per applet, imported into a dockerd as an image and pushed to
 the test registry. ``FROM busybox`` then resolves with no access to Docker Hub, and ``RUN`` steps
@@ -26,6 +30,8 @@ from securebuild.devenv.process import ServiceError
 logger = logging.getLogger(__name__)
 
 BUSYBOX_BIN = Path("/bin/busybox")
+#: Made by scripts/setup.d/40-baseimage-debian.sh (debootstrap --variant=minbase).
+DEBIAN_ROOTFS_TAR = Path.home() / ".cache/securebuild/baseimages/debian-bookworm-minbase-v1.tar"
 _MTIME = 0
 
 _PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"  # noqa: S105 (an /etc/passwd file, no password in it)
@@ -136,3 +142,24 @@ def seed(
     client.tag("busybox:latest", f"{registry_address}/busybox", tag="latest")
     push(client, remote, auth_config)
     return BaseImages(busybox="busybox:latest", registry_busybox=remote, busybox_id=image_id)
+
+
+def seed_debian(
+    client: docker.APIClient,
+    registry_address: str,
+    auth_config: Mapping[str, str],
+    *,
+    rootfs_tar: Path = DEBIAN_ROOTFS_TAR,
+) -> tuple[str, str]:
+    """Import ``debian:bookworm`` and push it; return (local reference, registry reference)."""
+    if not rootfs_tar.is_file():
+        raise ServiceError(
+            f"{rootfs_tar} is missing; build it with: bash scripts/setup.d/40-baseimage-debian.sh"
+        )
+    client.import_image_from_file(
+        str(rootfs_tar), repository="debian", tag="bookworm", changes=['CMD ["bash"]']
+    )
+    remote = f"{registry_address}/debian:bookworm"
+    client.tag("debian:bookworm", f"{registry_address}/debian", tag="bookworm")
+    push(client, remote, auth_config)
+    return "debian:bookworm", remote

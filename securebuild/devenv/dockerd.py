@@ -159,6 +159,7 @@ class Dockerd:
         ):
             (cli / name).unlink(missing_ok=True)
             shutil.copyfile(source, cli / name)
+            (cli / name).chmod(0o600 if name == "key.pem" else 0o644)
         (self.workdir / "cli-config").mkdir(mode=0o700, exist_ok=True)
         (self.workdir / "cli-config" / "config.json").write_text(json.dumps({"auths": {}}))
         for sub in ("data", "exec"):

@@ -276,3 +276,46 @@ def test_virsh_lists_domains(libvirtd: Libvirtd) -> None:
     assert active.returncode == 0, active.stderr
     assert "default" not in active.stdout.split()  # no NAT network on this machine
     assert not Path("/sys/class/net/virbr0").exists()
+
+
+def test_storage_driver_falls_back_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    """If the first storage driver cannot start, the next one is used, with a warning."""
+    with Dockerd(storage_drivers=("no-such-driver", "vfs")) as fallback:
+        assert fallback.storage_driver == "vfs"
+        client = fallback.client()
+        try:
+            assert client.info()["Driver"] == "vfs"
+        finally:
+            client.close()
+    assert "storage driver vfs because no-such-driver failed" in caplog.text
+
+
+def test_debian_base_image_builds_offline(
+    docker_client: IsolatedAPIClient, debian_image: tuple[str, str], registry: Registry
+) -> None:
+    local, remote = debian_image
+    name, _, tag = remote.partition("/")[2].partition(":")
+    manifest = registry.session().head(
+        f"{registry.url}/v2/{name}/manifests/{tag}",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+        timeout=10,
+    )
+    assert manifest.status_code == 200
+    output = []
+    for event in docker_client.build(
+        fileobj=context_tar(
+            {
+                "Dockerfile": f"FROM {local}\nRUN echo debian=$(cat /etc/debian_version) && dpkg -s dash\n"
+            }
+        ),
+        custom_context=True,
+        tag="tests/debian-run:latest",
+        rm=True,
+        network_mode="host",
+        decode=True,
+    ):
+        assert "error" not in event, event
+        output.append(event.get("stream", ""))
+    text = "".join(output)
+    assert "debian=12." in text
+    assert "Status: install ok installed" in text
