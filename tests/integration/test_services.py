@@ -301,13 +301,10 @@ def test_debian_base_image_builds_offline(
         timeout=10,
     )
     assert manifest.status_code == 200
+    dockerfile = f"FROM {local}\nRUN echo debian=$(cat /etc/debian_version) && dpkg -s dash\n"
     output = []
     for event in docker_client.build(
-        fileobj=context_tar(
-            {
-                "Dockerfile": f"FROM {local}\nRUN echo debian=$(cat /etc/debian_version) && dpkg -s dash\n"
-            }
-        ),
+        fileobj=context_tar({"Dockerfile": dockerfile}),
         custom_context=True,
         tag="tests/debian-run:latest",
         rm=True,
