@@ -6,8 +6,10 @@ verify dockerd with the project's CA only and send nothing from the host's Docke
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import tarfile
 from pathlib import Path
 
 import docker
@@ -15,8 +17,10 @@ import docker.errors
 import docker.tls
 import pytest
 
+from securebuild.devenv.baseimages import BaseImages
 from securebuild.devenv.dockerd import Dockerd
-from securebuild.fleet.docker_tls import DockerTLSError, docker_api_client
+from securebuild.devenv.registry import Registry
+from securebuild.fleet.docker_tls import DockerTLSError, IsolatedAPIClient, docker_api_client
 
 
 def test_tls_client_ignores_requests_environment(
@@ -27,6 +31,19 @@ def test_tls_client_ignores_requests_environment(
     unrelated.write_bytes(dockerd.foreign_pki.ca_cert.read_bytes())
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(unrelated))
     monkeypatch.setenv("CURL_CA_BUNDLE", str(unrelated))
+    # the SDK as documented: verification against our CA is silently replaced by the env's
+    with pytest.raises(docker.errors.DockerException, match=r"(?i)certificate verify failed"):
+        docker.APIClient(
+            base_url=dockerd.host,
+            tls=docker.tls.TLSConfig(
+                client_cert=(str(dockerd.client_cert), str(dockerd.client_key)),
+                ca_cert=str(dockerd.ca_cert),
+                verify=True,
+            ),
+            timeout=10,
+        )
+
+    # more of the environment that must not matter
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # discard port: nothing answers
     docker_config = tmp_path / "docker-config"
     docker_config.mkdir()
@@ -39,18 +56,6 @@ def test_tls_client_ignores_requests_environment(
         )
     )
     monkeypatch.setenv("DOCKER_CONFIG", str(docker_config))
-
-    # the SDK as documented: verification against our CA is silently replaced by the env's
-    with pytest.raises(docker.errors.DockerException):
-        docker.APIClient(
-            base_url=dockerd.host,
-            tls=docker.tls.TLSConfig(
-                client_cert=(str(dockerd.client_cert), str(dockerd.client_key)),
-                ca_cert=str(dockerd.ca_cert),
-                verify=True,
-            ),
-            timeout=10,
-        )
 
     client = docker_api_client(
         dockerd.host,
@@ -76,3 +81,44 @@ def test_missing_tls_files_are_a_clear_error(dockerd: Dockerd, tmp_path: Path) -
         docker_api_client(
             dockerd.host, ca=dockerd.ca_cert, cert=dockerd.client_cert, key=tmp_path / "nope"
         )
+
+
+def _build(client: IsolatedAPIClient, base: str) -> list[dict[str, object]]:
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        data = f"FROM {base}\nRUN true\n".encode()
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    context.seek(0)
+    return list(
+        client.build(
+            fileobj=context,
+            custom_context=True,
+            pull=True,  # always ask the registry, even though the image is local
+            rm=True,
+            network_mode="host",
+            decode=True,
+        )
+    )
+
+
+def test_build_pulls_base_image_with_per_client_credentials(
+    dockerd: Dockerd, registry: Registry, base_images: BaseImages
+) -> None:
+    """Credentials for base-image pulls come from the client, never from a config file."""
+    client = dockerd.client()
+    try:
+        before = dockerd.log_path.stat().st_size
+        events = _build(client, base_images.registry_busybox)
+        assert any("error" in event for event in events), events  # no credentials: refused
+        with dockerd.log_path.open("rb") as log:
+            log.seek(before)
+            # the 401 (the error event shows dockerd's plain-HTTP retry for 127.0.0.0/8)
+            assert b"no basic auth credentials" in log.read()
+        client.registry_auths = {registry.address: registry.auth_config}
+        events = _build(client, base_images.registry_busybox)
+        assert not any("error" in event for event in events), events
+        assert any("Successfully built" in str(event.get("stream", "")) for event in events)
+    finally:
+        client.close()
