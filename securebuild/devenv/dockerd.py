@@ -5,6 +5,8 @@ pid file, unix socket, the PKI (server and client certificates from a CA made wi
 :mod:`securebuild.pki`, plus a client certificate from a *foreign* CA for negative tests) and a
 private ``/etc/docker``.
 
+``extra_hosts`` (name -> IP) are added to a private copy of ``/etc/hosts`` bound the same way.
+
 Why a private ``/etc/docker``: dockerd 20.10 reads registry CAs only from
 ``/etc/docker/certs.d/<host:port>/ca.crt`` (there is no flag; ``$DOCKER_CERT_PATH`` is the
 client's) and creates ``/etc/docker/key.json``. The launcher runs dockerd in its own mount
@@ -15,7 +17,8 @@ with dockerd. ``/etc/docker`` must exist as a mount point (the docker.io package
 
 Note: dockerd always treats registries in 127.0.0.0/8 as insecure (TLS without verification,
 moby's ``registry/config.go``), so for a registry on 127.0.0.1 ``certs.d`` is configured but not
-what makes the pull work; for non-loopback names (a VM reaching 10.0.2.2) it is.
+what makes the pull work; for other addresses (a VM reaching 10.0.2.2) it is. Tests prove it with
+a registry on ``::1`` named through ``extra_hosts`` (references cannot hold IPv6 literals).
 
 No bridge, no iptables, no masquerading: containers that need a network (``RUN`` steps that
 download) use ``network_mode="host"``.
@@ -46,7 +49,9 @@ STORAGE_DRIVERS = ("overlay2", "vfs")
 
 # Runs as: sh -c SCRIPT sh <private etc dir> dockerd <args...>; no tenant data is involved, and
 # the paths are positional parameters, never spliced into the script.
-_MOUNT_AND_EXEC = 'mount --bind "$1" /etc/docker && shift && exec "$@"'
+_MOUNT_AND_EXEC = (
+    'mount --bind "$1" /etc/docker && mount --bind "$2" /etc/hosts && shift 2 && exec "$@"'
+)
 
 
 class Dockerd:
@@ -56,6 +61,7 @@ class Dockerd:
         self,
         *,
         registry_cas: Mapping[str, Path] | None = None,
+        extra_hosts: Mapping[str, str] | None = None,
         storage_drivers: tuple[str, ...] = STORAGE_DRIVERS,
         workdir: Path | None = None,
     ) -> None:
@@ -63,6 +69,7 @@ class Dockerd:
         # short path: the containerd socket under the exec root must fit in 108 bytes
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="sb-dockerd-", dir="/tmp"))
         self.registry_cas = dict(registry_cas or {})
+        self.extra_hosts = dict(extra_hosts or {})
         self.storage_drivers = storage_drivers
         self.storage_driver = ""
         self.port = 0
@@ -146,6 +153,9 @@ class Dockerd:
         etc = self.workdir / "etc-docker"
         etc.mkdir(mode=0o700, exist_ok=True)
         (etc / "daemon.json").write_text("{}\n")
+        hosts = Path("/etc/hosts").read_text() if Path("/etc/hosts").exists() else ""
+        hosts += "".join(f"{ip} {name}\n" for name, ip in self.extra_hosts.items())
+        (self.workdir / "hosts").write_text(hosts)
         for registry, ca in self.registry_cas.items():
             directory = etc / "certs.d" / registry
             directory.mkdir(parents=True, exist_ok=True)
@@ -178,6 +188,7 @@ class Dockerd:
             _MOUNT_AND_EXEC,
             "sh",
             str(etc),
+            str(self.workdir / "hosts"),
             DOCKERD_BIN,
             "--config-file",
             "/etc/docker/daemon.json",  # the private one, inside the namespace

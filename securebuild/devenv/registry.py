@@ -25,6 +25,10 @@ from securebuild.pki import ProjectPKI
 logger = logging.getLogger(__name__)
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
+#: dockerd treats 127.0.0.0/8 registries as insecure (no TLS verification); one on ::1, named
+#: by a host name that resolves to ::1 only (docker 20.10 references cannot hold IPv6
+#: literals), is verified against certs.d like a remote one: that is how tests prove the trust.
+LOOPBACK_HOSTS = (LOOPBACK, "::1")
 HTPASSWD_BIN = "/usr/bin/htpasswd"
 START_TIMEOUT = 30.0
 
@@ -40,7 +44,19 @@ def tls_session(ca_cert: Path) -> requests.Session:
 class Registry:
     """A registry with TLS and basic auth; ``username``/``password`` are generated."""
 
-    def __init__(self, *, username: str = "securebuild", workdir: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        host: str = LOOPBACK,
+        hostname: str | None = None,
+        username: str = "securebuild",
+        workdir: Path | None = None,
+    ) -> None:
+        if host not in LOOPBACK_HOSTS:
+            raise ServiceError(f"the test registry listens on loopback only, not {host!r}")
+        self.host = host
+        #: name clients use instead of the IP (it must resolve to ``host`` for them)
+        self.hostname = hostname
         self.username = username
         self.password = secrets.token_urlsafe(18)
         self._own_workdir = workdir is None
@@ -54,8 +70,10 @@ class Registry:
 
     @property
     def address(self) -> str:
-        """``127.0.0.1:<port>``: the registry part of an image reference."""
-        return f"{LOOPBACK}:{self.port}"
+        """``127.0.0.1:<port>`` (or ``[::1]:<port>``): the registry part of an image reference."""
+        if self.hostname:
+            return f"{self.hostname}:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -90,7 +108,8 @@ class Registry:
                     f"{program} is missing; install it with: apt-get install docker-registry "
                     "apache2-utils (or run scripts/setup.sh)"
                 )
-        self._pki = ProjectPKI.ensure(self.workdir / "state", "registry")
+        names = [self.host, *([self.hostname] if self.hostname else [])]
+        self._pki = ProjectPKI.ensure(self.workdir / "state", "registry", server_hosts=names)
         htpasswd = self.workdir / "htpasswd"
         # -i: the password comes on stdin, not in argv where `ps` would show it
         subprocess.run(
@@ -109,7 +128,7 @@ class Registry:
                 "delete": {"enabled": True},
             },
             "http": {
-                "addr": f"{LOOPBACK}:{self.port}",
+                "addr": f"[{self.host}]:{self.port}" if ":" in self.host else self.address,
                 "tls": {
                     "certificate": str(self._pki.server_cert),
                     "key": str(self._pki.server_key),
@@ -124,13 +143,16 @@ class Registry:
         return path
 
     def _ready(self) -> bool:
-        response = self.session(authenticated=False).get(f"{self.url}/v2/", timeout=2)
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        response = self.session(authenticated=False).get(
+            f"https://{host}:{self.port}/v2/", timeout=2
+        )
         return response.status_code == 401
 
     def start(self) -> Registry:
         started = time.monotonic()
         for attempt in range(3):  # a free port can be taken between choosing and binding it
-            self.port = free_port()
+            self.port = free_port(self.host)
             config = self._prepare()
             self._process = ManagedProcess(
                 "docker-registry", [REGISTRY_BIN, "serve", str(config)], self.log_path

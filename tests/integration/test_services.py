@@ -18,9 +18,10 @@ import docker.errors
 import pytest
 import requests
 
-from securebuild.devenv.baseimages import BaseImages, push
+from securebuild.devenv.baseimages import BaseImages, import_busybox, push
 from securebuild.devenv.dockerd import Dockerd
 from securebuild.devenv.libvirtd import Libvirtd, virsh
+from securebuild.devenv.process import ServiceError
 from securebuild.devenv.registry import Registry
 from securebuild.fleet.docker_tls import DockerTLSError, IsolatedAPIClient, docker_api_client
 
@@ -316,3 +317,32 @@ def test_debian_base_image_builds_offline(
     text = "".join(output)
     assert "debian=12." in text
     assert "Status: install ok installed" in text
+
+
+def test_registry_ca_is_trusted_through_private_certs_d() -> None:
+    """dockerd verifies a registry with the CA in its private certs.d, and only with it.
+
+    Registries in 127.0.0.0/8 are never verified by dockerd, so this registry listens on ::1
+    under a name that only dockerd's private /etc/hosts knows.
+    """
+    name = "registry-v6.securebuild.test"
+    with Registry(host="::1", hostname=name) as registry6:
+        reference = f"{registry6.address}/busybox:v6"
+        for trusted in (True, False):
+            cas = {registry6.address: registry6.ca_cert} if trusted else {}
+            with Dockerd(registry_cas=cas, extra_hosts={name: "::1"}) as daemon:
+                client = daemon.client()
+                try:
+                    import_busybox(client)
+                    client.tag("busybox:latest", reference.rpartition(":")[0], tag="v6")
+                    if trusted:
+                        assert push(client, reference, registry6.auth_config).startswith("sha256:")
+                    else:
+                        with pytest.raises(
+                            ServiceError, match="x509: certificate signed by unknown"
+                        ):
+                            push(client, reference, registry6.auth_config)
+                finally:
+                    client.close()
+        assert not Path(f"/etc/docker/certs.d/{registry6.address}").exists()
+        assert name not in Path("/etc/hosts").read_text()
