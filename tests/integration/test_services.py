@@ -6,9 +6,11 @@ Everything runs against the real programs started by tests/fixtures/services.py.
 from __future__ import annotations
 
 import io
+import json
 import socket
 import ssl
 import subprocess
+import sys
 import tarfile
 import uuid
 from pathlib import Path
@@ -346,3 +348,63 @@ def test_registry_ca_is_trusted_through_private_certs_d() -> None:
                     client.close()
         assert not Path(f"/etc/docker/certs.d/{registry6.address}").exists()
         assert name not in Path("/etc/hosts").read_text()
+
+
+_LAUNCHER_PROBE = """
+import json, os, sys
+from pathlib import Path
+from securebuild.devenv.libvirtd import AUTOSTART_DIR, Libvirtd, virsh
+report = {"autostart_configured": sorted(os.listdir(AUTOSTART_DIR))}
+with Libvirtd() as service:
+    report["started"] = [service.started_virtlogd, service.started_libvirtd]
+    pids = [p.pid for p in (service._virtlogd, service._libvirtd) if p is not None]
+    report["list_rc"] = virsh("list", "--all").returncode
+    report["active_networks"] = virsh("net-list", "--name").stdout.split()
+    report["virbr0"] = Path("/sys/class/net/virbr0").exists()
+report["alive_after_stop"] = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+report["usable_after_stop"] = virsh("list", timeout=10).returncode == 0
+print(json.dumps(report))
+"""
+
+
+def test_libvirtd_launcher_starts_its_own_without_nat_network(tmp_path: Path) -> None:
+    """The start path, even where a libvirtd already runs: in a throw-away mount and network
+    namespace with an empty /run, and with the ``default`` network marked autostart."""
+    autostart = tmp_path / "autostart"
+    autostart.mkdir()
+    (autostart / "default.xml").symlink_to("/etc/libvirt/qemu/networks/default.xml")
+    setup = (
+        "mount -t tmpfs none /run && mkdir -p /run/libvirt /run/lock && "
+        'mount --bind "$1" /etc/libvirt/qemu/networks/autostart && ip link set lo up && '
+        'exec "$2" -c "$3"'
+    )
+    result = subprocess.run(
+        [
+            "unshare",
+            "--mount",
+            "--net",
+            "--propagation",
+            "private",
+            "--",
+            "/bin/sh",
+            "-c",
+            setup,
+            "sh",
+            str(autostart),
+            sys.executable,
+            _LAUNCHER_PROBE,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["autostart_configured"] == ["default.xml"]
+    assert report["started"] == [True, True]
+    assert report["list_rc"] == 0
+    assert report["active_networks"] == []
+    assert report["virbr0"] is False
+    assert report["alive_after_stop"] == []
+    assert report["usable_after_stop"] is False
