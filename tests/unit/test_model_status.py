@@ -216,6 +216,24 @@ def test_log_snippet_counts_bytes_like_go() -> None:
             "Pod already exists: ns/p",
         ),
         (
+            events.failed_create_ca_config_map("e"),
+            "FailedCreate",
+            "Warning",
+            "Error creating build certificate authority configMap: e",
+        ),
+        (
+            events.failed_create_global_ca_config_map("e"),
+            "FailedCreate",
+            "Warning",
+            "Error creating build proxy certificate authority configMap: e",
+        ),
+        (
+            events.failed_create_sys_config_map("e"),
+            "FailedCreate",
+            "Warning",
+            "Error creating build system config configMap: e",
+        ),
+        (
             events.invalid_output(),
             "InvalidOutput",
             "Warning",
