@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 HOOK_ALIAS_PREFIX = "appimage"
 #: Characters that cannot stay in a shell-form RUN line as they are.
-_UNSAFE_FOR_SHELL_FORM = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+_UNSAFE_FOR_SHELL_FORM = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
