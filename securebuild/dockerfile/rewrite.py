@@ -81,7 +81,7 @@ def _strategy_env(build: Build) -> list[tuple[str, str]]:
     for var in build.spec.strategy.docker.env:
         if var.value_from is not None and not var.value:
             raise DockerfileError(
-                f"strategy env {var.name} uses valueFrom, which must be resolved to a value "
+                f"strategy env {var.name!r} uses valueFrom, which must be resolved to a value "
                 "before the Dockerfile is rewritten"
             )
         pairs.append((var.name or "", var.value or ""))

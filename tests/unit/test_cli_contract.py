@@ -186,7 +186,8 @@ def test_rewrite_reads_the_dockerfile_from_stdin(tmp_path: Path) -> None:
     [
         (build_doc(), None, None, "no Dockerfile"),
         (build_doc(), None, "missing", "cannot read the Dockerfile"),
-        (build_doc(), '{"commit": "x"}', "FROM a\n", "unknown keys commit"),
+        (build_doc(), '{"commit": "x"}', "FROM a\n", 'unknown keys "commit"'),
+        (build_doc(), '{"a\\nb": "x"}', "FROM a\n", 'unknown keys "a\\nb"'),
         (build_doc(), '{"ref": 1}', "FROM a\n", "must be a string"),
         (build_doc(), "[1", "FROM a\n", "not valid JSON"),
         (build_config_doc(), None, "FROM a\n", "expected Build"),
