@@ -33,9 +33,15 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 
-from securebuild.devenv.process import LOOPBACK, ManagedProcess, ServiceError, free_port, log_tail
+from securebuild.devenv.process import (
+    LOOPBACK,
+    ManagedProcess,
+    Service,
+    ServiceError,
+    free_port,
+    log_tail,
+)
 from securebuild.fleet.docker_tls import IsolatedAPIClient, docker_api_client
 from securebuild.pki import ProjectPKI
 
@@ -54,7 +60,7 @@ _MOUNT_AND_EXEC = (
 )
 
 
-class Dockerd:
+class Dockerd(Service):
     """A dockerd reachable at ``tcp://127.0.0.1:<port>`` with mutual TLS only."""
 
     def __init__(
@@ -279,14 +285,3 @@ class Dockerd:
         if self._own_workdir:
             # overlay mounts lived in dockerd's private namespace and are gone with it
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> Dockerd:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

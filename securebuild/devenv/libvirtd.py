@@ -21,9 +21,8 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 
-from securebuild.devenv.process import ManagedProcess, ServiceError
+from securebuild.devenv.process import ManagedProcess, Service, ServiceError
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +68,7 @@ def system_libvirt_usable() -> bool:
         return False
 
 
-class Libvirtd:
+class Libvirtd(Service):
     """``qemu:///system`` available for the duration of the block."""
 
     uri = URI
@@ -156,14 +155,3 @@ class Libvirtd:
             self._virtlogd = None
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> Libvirtd:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

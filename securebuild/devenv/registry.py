@@ -14,12 +14,11 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 
 import requests
 import yaml
 
-from securebuild.devenv.process import LOOPBACK, ManagedProcess, ServiceError, free_port
+from securebuild.devenv.process import LOOPBACK, ManagedProcess, Service, ServiceError, free_port
 from securebuild.pki import ProjectPKI
 
 logger = logging.getLogger(__name__)
@@ -41,7 +40,7 @@ def tls_session(ca_cert: Path) -> requests.Session:
     return session
 
 
-class Registry:
+class Registry(Service):
     """A registry with TLS and basic auth; ``username``/``password`` are generated."""
 
     def __init__(
@@ -179,14 +178,3 @@ class Registry:
             self._process = None
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> Registry:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
