@@ -269,7 +269,7 @@ def step_fetch(ctx: Context) -> int:
 
 
 def step_dockerfile(ctx: Context) -> int:
-    from securebuild.pipeline.rewrite import rewrite
+    from securebuild.pipeline.rewrite import rewrite_for_build
 
     read = ctx.helper("dockerfile-read", capture=True)
     if read.returncode != 0:
@@ -277,7 +277,7 @@ def step_dockerfile(ctx: Context) -> int:
         return read.returncode
     try:
         payload = json.loads(read.stdout)
-        text, log = rewrite(payload["dockerfile"], ctx.tenant["build"], payload.get("sourceinfo"))
+        text, log = rewrite_for_build(payload["dockerfile"], ctx.tenant["build"], payload.get("sourceinfo"))
     except Exception as exc:
         say(f"error: {exc}")
         return EXIT_DOCKERFILE
@@ -431,14 +431,14 @@ def _split_tag(ref: str) -> tuple[str, str | None]:
 
 
 def step_pull(ctx: Context) -> int:
-    from securebuild.pipeline.rewrite import base_images
+    from securebuild.pipeline.rewrite import images_to_pull
 
     text = (ctx.workdir / "Dockerfile.rewritten").read_text()
     args = {a["name"]: a["value"] for a in ctx.tenant.get("buildArgs") or []}
     client = ctx.docker()
     auths = ctx.pull_auths()
     force = bool(ctx.tenant.get("forcePull"))
-    for ref in base_images(text, args):
+    for ref in images_to_pull(text, args):
         if not force and _image_exists(client, ref):
             continue
         say(f"Pulling image {ref} ...")

@@ -294,7 +294,8 @@ def fetch_git(rdir: Path, params: dict, uid: int, gid: int) -> None:
     shutil.rmtree(rdir / "git", ignore_errors=True)
     info = source_info(src, ref, env)
     (rdir / "sourceinfo.json").write_text(json.dumps(info))
-    say(f"\tCommit:\t{info['commit']} ({info['message']})")
+    subject = (info["message"].split("\n\n")[0].replace("\n", " "))[:80]
+    say(f"\tCommit:\t{info['commit']} ({subject})")
     say(f"\tAuthor:\t{info['author_name']} <{info['author_email']}>")
     say(f"\tDate:\t{info['date']}")
 
@@ -317,7 +318,7 @@ def source_info(src: Path, ref: str, env: dict[str, str]) -> dict[str, str]:
         "committer_name": out("show", "-s", "--format=%cn", "HEAD"),
         "committer_email": out("show", "-s", "--format=%ce", "HEAD"),
         "date": out("show", "-s", "--format=%ad", "HEAD"),
-        "message": out("show", "-s", "--format=%<(80,trunc)%s", "HEAD").strip(),
+        "message": out("show", "-s", "--format=%B", "HEAD"),
         "ref": ref or out("rev-parse", "--abbrev-ref", "HEAD"),
         "location": strip_credentials(out("config", "--get", "remote.origin.url")),
     }
