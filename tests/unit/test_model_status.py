@@ -81,6 +81,9 @@ REASONS = {
     "OutOfMemoryKilled": "The build pod was killed due to an out of memory condition.",
     "GenericBuildFailed": "Generic Build failure - check logs for details.",
     "CancelledBuild": "The build was cancelled by the user.",
+    # securebuild's own hook reasons (no OpenShift counterpart; DESIGN section 5)
+    "PreBuildHookFailed": "The pre_build hook has failed.",
+    "PostBuildHookFailed": "The post_build hook has failed.",
 }
 
 
