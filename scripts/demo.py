@@ -32,7 +32,9 @@ PROJECT = os.environ.get("SECUREBUILD_DEMO_PROJECT", "demo")
 def main() -> int:
     for var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         os.environ.pop(var, None)  # our clients pin their CA; subprocesses get a clean env
-    state = Path(os.environ.get("SECUREBUILD_STATE_DIR") or Path.home() / ".cache/securebuild/state")
+    state = Path(
+        os.environ.get("SECUREBUILD_STATE_DIR") or Path.home() / ".cache/securebuild/state"
+    )
     started = time.monotonic()
     with guest_registry() as registry, tempfile.TemporaryDirectory(prefix="sb-demo-") as tmp:
         print(f"demo: registry on 127.0.0.1:{registry.port} (the VM sees {registry.address})")
@@ -53,14 +55,23 @@ def main() -> int:
         seed_busybox(client, registry)
         secret = dockerconfig_dir(registry, Path(tmp) / "registry-auth")
         build = Path(tmp) / "build.yaml"
-        build.write_text((ROOT / "examples/hello/build.yaml").read_text().replace("REGISTRY", registry.address))
+        build.write_text(
+            (ROOT / "examples/hello/build.yaml").read_text().replace("REGISTRY", registry.address)
+        )
         argv = [
-            str(ROOT / ".venv/bin/securebuild"), "run", str(build),
-            "--from-dir", str(ROOT / "examples/hello"),
-            "--secret", f"registry-auth={secret}",
-            "--registry-ca", f"{registry.address}={registry.ca_cert}",
-            "--state-dir", str(state),
-            "-n", PROJECT,
+            str(ROOT / ".venv/bin/securebuild"),
+            "run",
+            str(build),
+            "--from-dir",
+            str(ROOT / "examples/hello"),
+            "--secret",
+            f"registry-auth={secret}",
+            "--registry-ca",
+            f"{registry.address}={registry.ca_cert}",
+            "--state-dir",
+            str(state),
+            "-n",
+            PROJECT,
         ]
         print("demo: $ securebuild run examples/hello/build.yaml --from-dir examples/hello ...")
         rc = subprocess.run(argv, check=False).returncode
@@ -75,8 +86,13 @@ def main() -> int:
         for item in config.get("Env") or []:
             if item.startswith("OPENSHIFT_BUILD_"):
                 print(f"  {item}")
-        print(f"demo: done in {time.monotonic() - started:.0f} s; the VM stays warm. Remove it with:")
-        print(f"  .venv/bin/ansible-playbook -i inventories/local playbooks/vm-destroy.yml -e securebuild_project={PROJECT}")
+        print(
+            f"demo: done in {time.monotonic() - started:.0f} s; the VM stays warm. Remove it with:"
+        )
+        print(
+            "  .venv/bin/ansible-playbook -i inventories/local playbooks/vm-destroy.yml "
+            f"-e securebuild_project={PROJECT}"
+        )
     return 0
 
 

@@ -61,24 +61,38 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     source.add_argument("--from-file", type=Path, help="single file sent as the binary input")
     parser.add_argument("-n", "--namespace", help="namespace (project) of the build")
     parser.add_argument(
-        "--secret", action="append", default=[], metavar="NAME=DIR",
+        "--secret",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
         help="a Secret for the build: one file per key in DIR (repeatable)",
     )
     parser.add_argument(
-        "--config-map", action="append", default=[], metavar="NAME=DIR",
+        "--config-map",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
         help="a ConfigMap for the build: one file per key in DIR (repeatable)",
     )
     parser.add_argument(
-        "--registry-ca", action="append", default=[], metavar="REGISTRY=FILE",
+        "--registry-ca",
+        action="append",
+        default=[],
+        metavar="REGISTRY=FILE",
         help="CA certificate the VM's dockerd trusts for REGISTRY (host:port; operator setting)",
     )
     parser.add_argument(
-        "--inventory", type=Path, default=DEFAULT_INVENTORY,
+        "--inventory",
+        type=Path,
+        default=DEFAULT_INVENTORY,
         help="inventory of build hosts (default: inventories/local)",
     )
     parser.add_argument(
-        "--state-dir", type=Path,
-        default=Path(os.environ.get("SECUREBUILD_STATE_DIR") or Path.home() / ".cache/securebuild/state"),
+        "--state-dir",
+        type=Path,
+        default=Path(
+            os.environ.get("SECUREBUILD_STATE_DIR") or Path.home() / ".cache/securebuild/state"
+        ),
         help="control-side state: SSH keys, pinned host keys, PKI, VM records",
     )
     parser.add_argument(
@@ -119,9 +133,17 @@ def _load_build(path: Path, namespace: str | None) -> dict[str, Any]:
     meta.setdefault("namespace", "default")
     if kind == "BuildConfig":
         name = f"{meta.get('name')}-1"
-        spec = {k: v for k, v in (document.get("spec") or {}).items()
-                if k not in ("triggers", "runPolicy", "successfulBuildsHistoryLimit",
-                             "failedBuildsHistoryLimit")}
+        spec = {
+            k: v
+            for k, v in (document.get("spec") or {}).items()
+            if k
+            not in (
+                "triggers",
+                "runPolicy",
+                "successfulBuildsHistoryLimit",
+                "failedBuildsHistoryLimit",
+            )
+        }
         return {
             "apiVersion": "build.openshift.io/v1",
             "kind": "Build",
@@ -163,7 +185,7 @@ def _archive_dir(directory: Path) -> Path:
         raise RunError(f"--from-dir {directory} is not a directory")
     handle, name = tempfile.mkstemp(prefix="securebuild-binary-", suffix=".tar.gz")
     os.close(handle)
-    os.chmod(name, 0o600)
+    Path(name).chmod(0o600)
 
     def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
         parts = Path(info.name).parts
@@ -191,7 +213,9 @@ def _vm_target(args: argparse.Namespace, project: str) -> VMTarget:
         endpoints = launcher.read_endpoints()
         probe = subprocess.run(
             ssh_argv(_target(endpoints).as_vars(), "true"),
-            capture_output=True, timeout=60, check=False,
+            capture_output=True,
+            timeout=60,
+            check=False,
         )
         if probe.returncode != 0:
             endpoints = None
@@ -229,7 +253,9 @@ def run(args: argparse.Namespace) -> int:
     for item in args.registry_ca:
         registry, sep, ca = item.partition("=")
         if not sep or not Path(ca).is_file():
-            raise RunError(f"--registry-ca expects REGISTRY=FILE with an existing file, got {item!r}")
+            raise RunError(
+                f"--registry-ca expects REGISTRY=FILE with an existing file, got {item!r}"
+            )
         registry_cas[registry] = str(Path(ca).resolve())
     binary: Path | None = None
     temp_binary: Path | None = None
@@ -264,11 +290,19 @@ def run(args: argparse.Namespace) -> int:
         if temp_binary is not None:
             temp_binary.unlink(missing_ok=True)
     if args.json:
-        print(json.dumps({
-            "phase": outcome.phase, "reason": outcome.reason, "message": outcome.message,
-            "digest": outcome.digest, "output": outcome.output_ref, "stages": outcome.stages,
-            "details": outcome.details,
-        }))
+        print(
+            json.dumps(
+                {
+                    "phase": outcome.phase,
+                    "reason": outcome.reason,
+                    "message": outcome.message,
+                    "digest": outcome.digest,
+                    "output": outcome.output_ref,
+                    "stages": outcome.stages,
+                    "details": outcome.details,
+                }
+            )
+        )
     print(outcome.summary())
     return 0 if outcome.phase == "Complete" else 1
 

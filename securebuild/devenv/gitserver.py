@@ -82,7 +82,12 @@ class GitServer:
 
         def git(*args: str, cwd: Path = work) -> str:
             return subprocess.run(
-                ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True,
+                ["git", *args],
+                cwd=cwd,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
                 timeout=60,
             ).stdout.strip()
 
@@ -102,7 +107,7 @@ class GitServer:
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, format: str, *args: object) -> None:
-                logger.debug("git server: " + format, *args)
+                logger.debug("git server: %s", format % args)
 
             def _authorized(self) -> bool:
                 header = self.headers.get("Authorization", "")
@@ -140,7 +145,11 @@ class GitServer:
                     "HOME": str(server.workdir),
                 }
                 proc = subprocess.run(
-                    [_backend()], input=body, env=env, capture_output=True, check=False,
+                    [_backend()],
+                    input=body,
+                    env=env,
+                    capture_output=True,
+                    check=False,
                     timeout=120,
                 )
                 head, _, payload = proc.stdout.partition(b"\r\n\r\n")
@@ -159,8 +168,8 @@ class GitServer:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            do_GET = _handle  # noqa: N815 - http.server's naming
-            do_POST = _handle  # noqa: N815
+            do_GET = _handle
+            do_POST = _handle
 
         httpd = ThreadingHTTPServer((LOOPBACK, 0), Handler)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

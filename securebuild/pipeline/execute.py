@@ -115,9 +115,7 @@ def run_plan(
     timeout: int | None = None,
 ) -> BuildOutcome:
     """Run ``plan`` in ``vm``; blocks until the playbook (and cleanup, if needed) ended."""
-    uid = build_uid or str(
-        (plan.tenant["build"].get("metadata") or {}).get("uid") or uuid.uuid4()
-    )
+    uid = build_uid or str((plan.tenant["build"].get("metadata") or {}).get("uid") or uuid.uuid4())
     details: dict[str, Any] = {}
 
     def before_removal(pdd: Path) -> None:

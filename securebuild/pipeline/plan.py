@@ -23,7 +23,9 @@ from securebuild.errors import SecurebuildError
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
-_LABEL_NAME = re.compile(r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_LABEL_NAME = re.compile(
+    r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 _GIT_REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/@+^~-]{0,254}$")
 _COMMIT = re.compile(r"^[0-9a-fA-F]{4,64}$")
@@ -314,12 +316,17 @@ def make_plan(
                 missing_secrets,
             )
             if found is not None:
-                entry["pullAuths"] = {"id": store.add(json.dumps(docker_auths(found, path)).encode(), "ctl")}
+                entry["pullAuths"] = {
+                    "id": store.add(json.dumps(docker_auths(found, path)).encode(), "ctl")
+                }
         params["images"].append(entry)
     for i, item in enumerate(source.get("secrets") or []):
         path = f"spec.source.secrets[{i}]"
         found = _lookup(
-            secrets, (item.get("secret") or {}).get("name"), f"{path}.secret.name", "secret",
+            secrets,
+            (item.get("secret") or {}).get("name"),
+            f"{path}.secret.name",
+            "secret",
             missing_secrets,
         )
         if found is None:
@@ -332,22 +339,29 @@ def make_plan(
         params["secrets"].append(
             {
                 "name": found.name,
-                "destinationDir": relative_path(item.get("destinationDir"), f"{path}.destinationDir"),
+                "destinationDir": relative_path(
+                    item.get("destinationDir"), f"{path}.destinationDir"
+                ),
                 "files": files,
             }
         )
     for i, item in enumerate(source.get("configMaps") or []):
         path = f"spec.source.configMaps[{i}]"
         found = _lookup(
-            config_maps, (item.get("configMap") or {}).get("name"), f"{path}.configMap.name",
-            "config map", missing_cms,
+            config_maps,
+            (item.get("configMap") or {}).get("name"),
+            f"{path}.configMap.name",
+            "config map",
+            missing_cms,
         )
         if found is None:
             continue
         params["configMaps"].append(
             {
                 "name": found.name,
-                "destinationDir": relative_path(item.get("destinationDir"), f"{path}.destinationDir"),
+                "destinationDir": relative_path(
+                    item.get("destinationDir"), f"{path}.destinationDir"
+                ),
                 "files": {
                     k: v.decode("utf-8", "replace")
                     for k, v in sorted(found.data.items())
@@ -365,15 +379,19 @@ def make_plan(
         if to.get("kind") not in (None, "DockerImage"):
             raise _fail(
                 "spec.output.to.kind",
-                f"{to.get('kind')} needs a cluster to resolve; use kind DockerImage for a local run",
+                f"{to.get('kind')} needs a cluster to resolve; "
+                "use kind DockerImage for a local run",
             )
         output_ref = image_ref(to.get("name"), "spec.output.to.name")
         if "@" in output_ref:
             raise _fail("spec.output.to.name", "must be a tag, not a digest")
         if output.get("pushSecret"):
             found = _lookup(
-                secrets, output["pushSecret"].get("name"), "spec.output.pushSecret.name",
-                "secret", missing_secrets,
+                secrets,
+                output["pushSecret"].get("name"),
+                "spec.output.pushSecret.name",
+                "secret",
+                missing_secrets,
             )
             if found is not None:
                 auths = docker_auths(found, "spec.output.pushSecret")
@@ -399,9 +417,13 @@ def make_plan(
     # -- strategy ------------------------------------------------------------------------
     build_args = []
     for i, arg in enumerate(docker.get("buildArgs") or []):
-        aname = _str(arg.get("name"), f"spec.strategy.dockerStrategy.buildArgs[{i}].name", required=True)
+        aname = _str(
+            arg.get("name"), f"spec.strategy.dockerStrategy.buildArgs[{i}].name", required=True
+        )
         if not _ENV_NAME.match(aname):
-            raise _fail(f"spec.strategy.dockerStrategy.buildArgs[{i}].name", f"invalid name {aname!r}")
+            raise _fail(
+                f"spec.strategy.dockerStrategy.buildArgs[{i}].name", f"invalid name {aname!r}"
+            )
         build_args.append({"name": aname, "value": _str(arg.get("value"), "buildArgs.value")})
     for i, env in enumerate(docker.get("env") or []):
         ename = _str(env.get("name"), f"spec.strategy.dockerStrategy.env[{i}].name", required=True)

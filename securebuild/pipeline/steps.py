@@ -1,4 +1,6 @@
-"""Control-side steps of ``playbooks/build.yml``: ``python -m securebuild.pipeline.steps STEP FILE``.
+"""Control-side steps of ``playbooks/build.yml``: ``python -m securebuild.pipeline.steps``.
+
+Usage: ``python -m securebuild.pipeline.steps STEP BUILD_JSON [HOOK]``.
 
 The roles run each step as a ``securebuild_live_command`` task delegated to localhost, so every
 line printed here reaches the build log the moment it is printed. ``FILE`` is the run's
@@ -20,6 +22,7 @@ Exit statuses map to OpenShift reasons in the roles (``EXIT_*`` here and in the 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -187,7 +190,13 @@ def control_path(vm: Mapping[str, Any]) -> str:
 
 def _clean_env() -> dict[str, str]:
     """No CA or proxy overrides from the environment reach ssh or its children."""
-    drop = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "SSH_AUTH_SOCK")
+    drop = (
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "SSH_AUTH_SOCK",
+    )
     return {k: v for k, v in os.environ.items() if k not in drop}
 
 
@@ -225,12 +234,31 @@ def ensure_helper(ctx: Context) -> int:
     if probe.returncode == 0 and probe.stdout.split(b" ")[0].decode() == want:
         return 0
     install = subprocess.run(
-        [*base, "sudo", "-n", "install", "-D", "-o", "root", "-g", "root", "-m", "0755",
-         "/dev/stdin", target],
-        input=data, capture_output=True, env=_clean_env(), check=False,
+        [
+            *base,
+            "sudo",
+            "-n",
+            "install",
+            "-D",
+            "-o",
+            "root",
+            "-g",
+            "root",
+            "-m",
+            "0755",
+            "/dev/stdin",
+            target,
+        ],
+        input=data,
+        capture_output=True,
+        env=_clean_env(),
+        check=False,
     )
     if install.returncode != 0:
-        say(f"error: cannot install the securebuild helper in the VM: {install.stderr.decode().strip()}")
+        say(
+            "error: cannot install the securebuild helper in the VM: "
+            + install.stderr.decode().strip()
+        )
     return install.returncode
 
 
@@ -240,22 +268,21 @@ def step_fetch(ctx: Context) -> int:
         return installed
     argv = ctx.ssh_argv("fetch", ctx.run)
     proc = subprocess.Popen(
-        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         env=_clean_env(),
     )
     assert proc.stdin is not None and proc.stdout is not None
     import threading
 
     def feed() -> None:
-        try:
-            _input_stream(ctx, proc.stdin)  # type: ignore[arg-type]
-        except BrokenPipeError:
-            pass
-        finally:
-            try:
-                proc.stdin.close()  # type: ignore[union-attr]
-            except BrokenPipeError:
-                pass
+        assert proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            _input_stream(ctx, proc.stdin)
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
@@ -277,7 +304,9 @@ def step_dockerfile(ctx: Context) -> int:
         return read.returncode
     try:
         payload = json.loads(read.stdout)
-        text, log = rewrite_for_build(payload["dockerfile"], ctx.tenant["build"], payload.get("sourceinfo"))
+        text, log = rewrite_for_build(
+            payload["dockerfile"], ctx.tenant["build"], payload.get("sourceinfo")
+        )
     except Exception as exc:
         say(f"error: {exc}")
         return EXIT_DOCKERFILE
@@ -350,11 +379,15 @@ def step_image_content(ctx: Context) -> int:
                 try:
                     chunks, _stat = client.get_archive(container, path)
                 except Exception as exc:
-                    say(f"error: error copying source path {source} to {entry['destinationDir']}: {exc}")
+                    say(
+                        f"error: error copying source path {source} to "
+                        f"{entry['destinationDir']}: {exc}"
+                    )
                     return EXIT_IMAGE_CONTENT
                 proc = subprocess.Popen(
                     ctx.ssh_argv("image-content", ctx.run, str(i), str(j)),
-                    stdin=subprocess.PIPE, env=_clean_env(),
+                    stdin=subprocess.PIPE,
+                    env=_clean_env(),
                 )
                 assert proc.stdin is not None
                 try:
@@ -398,7 +431,10 @@ def _pull(client: Any, ref: str, auths: Mapping[str, Mapping[str, str]], *, forc
         error = ""
         try:
             for event in client.pull(
-                repository, tag=tag, stream=True, decode=True,
+                repository,
+                tag=tag,
+                stream=True,
+                decode=True,
                 auth_config=dict(auth) if auth else None,
             ):
                 if "error" in event:
@@ -450,7 +486,9 @@ def step_pull(ctx: Context) -> int:
 def _context_chunks(proc: subprocess.Popen[bytes]) -> Iterator[bytes]:
     assert proc.stdout is not None
     while True:
-        chunk = proc.stdout.read1(CHUNK) if hasattr(proc.stdout, "read1") else proc.stdout.read(CHUNK)
+        chunk = (
+            proc.stdout.read1(CHUNK) if hasattr(proc.stdout, "read1") else proc.stdout.read(CHUNK)
+        )
         if not chunk:
             return
         yield chunk
@@ -458,15 +496,20 @@ def _context_chunks(proc: subprocess.Popen[bytes]) -> Iterator[bytes]:
 
 def temp_tag(ctx: Context) -> str:
     build = ctx.tenant["build"]["metadata"]
-    return f"temp.builder.openshift.io/{build['namespace']}/{build['name']}:{pysecrets.token_hex(4)}"
+    return (
+        f"temp.builder.openshift.io/{build['namespace']}/{build['name']}:{pysecrets.token_hex(4)}"
+    )
 
 
 def step_build(ctx: Context) -> int:
     client = ctx.docker()
     tag = ctx.tenant.get("output") or temp_tag(ctx)
     tar = subprocess.Popen(
-        ctx.ssh_argv("context", ctx.run), stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, env=_clean_env(),
+        ctx.ssh_argv("context", ctx.run),
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=_clean_env(),
     )
     error = ""
     image_id = ""
@@ -529,7 +572,10 @@ def step_push(ctx: Context) -> int:
         error = ""
         try:
             for event in client.push(
-                repository, tag=tag, stream=True, decode=True,
+                repository,
+                tag=tag,
+                stream=True,
+                decode=True,
                 auth_config=dict(auth) if auth else None,
             ):
                 if "error" in event:

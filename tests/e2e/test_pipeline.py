@@ -39,8 +39,16 @@ def _vm_clean(pipeline: Pipeline, *needles: str) -> None:
     argv = ["sudo", "-n", "grep", "-rlsF"]
     for needle in needles:
         argv += ["-e", needle]
-    dirs = ["/var/lib/securebuild", "/etc", "/root", "/home", "/tmp", "/var/tmp", "/run",
-            "/var/lib/docker"]
+    dirs = [
+        "/var/lib/securebuild",
+        "/etc",
+        "/root",
+        "/home",
+        "/tmp",
+        "/var/tmp",
+        "/run",
+        "/var/lib/docker",
+    ]
     found = pipeline.vm.ssh(*argv, *dirs, timeout=600)
     assert found.stdout.strip() == "", f"secret material on the VM's disk: {found.stdout}"
 
@@ -113,7 +121,7 @@ def test_binary_build_with_hooks_secrets_and_unsafe_build_arg(
     ), result.summary
     text = result.text
     assert "pre_build: secret present" in text
-    assert f"pre_build: args /var/lib/securebuild/runs/" in text and "user sbbuild" in text
+    assert "pre_build: args /var/lib/securebuild/runs/" in text and "user sbbuild" in text
     assert f"pre_build: name=bin-1 ns={pipeline.vm.project}" in text
     assert "pre_build: no credentials" in text
     assert f"post_build: done {registry}/e2e/bin:latest" in text
@@ -175,8 +183,11 @@ def test_git_https_with_token(pipeline: Pipeline, git_server: GitServer) -> None
     assert f"\tCommit:\t{commit} (Initial commit of app)" in text
     assert "hello from git" in text
     assert "Build complete, no image push requested" in text
-    assert result.summary == f"securebuild: build {pipeline.vm.project}/git-1 Complete, no image push requested"
-    assert [s["name"] for s in result.outcome["stages"]][0] == "FetchInputs"
+    assert (
+        result.summary
+        == f"securebuild: build {pipeline.vm.project}/git-1 Complete, no image push requested"
+    )
+    assert result.outcome["stages"][0]["name"] == "FetchInputs"
     image = pipeline.vm.docker.inspect_image(result.outcome["details"]["image_id"])
     labels = image["Config"]["Labels"]
     assert labels["io.openshift.build.commit.id"] == commit
@@ -283,7 +294,9 @@ def test_failing_run(pipeline: Pipeline) -> None:
     assert "about-to-fail" in result.text
     assert "error: build error:" in result.text
     assert result.outcome["reason"] == "DockerBuildFailed"
-    assert result.summary.endswith("reason DockerBuildFailed: Dockerfile build strategy has failed.")
+    assert result.summary.endswith(
+        "reason DockerBuildFailed: Dockerfile build strategy has failed."
+    )
 
 
 def test_unreachable_registry(pipeline: Pipeline) -> None:
@@ -321,15 +334,15 @@ def test_cancel_mid_run(pipeline: Pipeline) -> None:
     assert result.summary.endswith("reason CancelledBuild: The build was cancelled by the user.")
     assert stopped < 60, f"cancellation took {stopped:.1f} s"
     deadline = time.monotonic() + 30
-    while pipeline.vm.docker.containers(filters={"status": "running"}) and time.monotonic() < deadline:
+    while (
+        pipeline.vm.docker.containers(filters={"status": "running"}) and time.monotonic() < deadline
+    ):
         time.sleep(1)
     assert pipeline.vm.docker.containers(filters={"status": "running"}) == []
 
 
 @pytest.mark.parametrize("field", ["contextDir", "dockerfilePath"])
-def test_path_escape_is_refused_before_anything_runs(
-    pipeline: Pipeline, field: str
-) -> None:
+def test_path_escape_is_refused_before_anything_runs(pipeline: Pipeline, field: str) -> None:
     spec: dict[str, object] = {"source": {"dockerfile": "FROM busybox\n"}}
     if field == "contextDir":
         spec["source"] = {"dockerfile": "FROM busybox\n", "contextDir": "../etc"}
@@ -338,4 +351,3 @@ def test_path_escape_is_refused_before_anything_runs(
     result = pipeline.run(pipeline.build(f"esc-{field.lower()}", spec))
     assert result.rc == 1
     assert "securebuild: error:" in result.stderr
-

@@ -15,11 +15,10 @@ Python 3 standard library is used (the golden image has python3, git, tar, coreu
 from __future__ import annotations
 
 import contextlib
-import io
+import grp
 import json
 import os
 import pwd
-import grp
 import shutil
 import signal
 import subprocess
@@ -68,8 +67,16 @@ def ensure_user() -> tuple[int, int]:
         entry = pwd.getpwnam(USER)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--create-home", "--home-dir", f"/home/{USER}",
-             "--shell", "/bin/sh", USER],
+            [
+                "useradd",
+                "--system",
+                "--create-home",
+                "--home-dir",
+                f"/home/{USER}",
+                "--shell",
+                "/bin/sh",
+                USER,
+            ],
             check=True,
         )
         entry = pwd.getpwnam(USER)
@@ -82,8 +89,15 @@ def ensure_user() -> tuple[int, int]:
 
 def as_user(argv: list[str]) -> list[str]:
     """argv run as the unprivileged build user, with its groups, no new privileges."""
-    return ["setpriv", f"--reuid={USER}", f"--regid={USER}", "--init-groups",
-            "--no-new-privs", "--", *argv]
+    return [
+        "setpriv",
+        f"--reuid={USER}",
+        f"--regid={USER}",
+        "--init-groups",
+        "--no-new-privs",
+        "--",
+        *argv,
+    ]
 
 
 def inside(base: Path, candidate: Path) -> bool:
@@ -99,12 +113,24 @@ def chown_tree(path: Path, uid: int, gid: int) -> None:
             os.lchown(os.path.join(root, name), uid, gid)
 
 
-def stream(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None,
-           timeout: float | None = None, stdin: Path | None = None) -> int:
+def stream(
+    argv: list[str],
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float | None = None,
+    stdin: Path | None = None,
+) -> int:
     """Run argv, passing its merged output through line by line; return the exit status."""
     source = open(stdin, "rb") if stdin is not None else subprocess.DEVNULL  # noqa: SIM115
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=source, env=env, cwd=cwd, start_new_session=True)
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=source,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
+    )
     if stdin is not None:
         source.close()
     deadline = time.monotonic() + timeout if timeout else None
@@ -157,9 +183,14 @@ def receive_inputs(rdir: Path) -> None:
         for member in tar:
             name = member.name
             parts = Path(name).parts
-            if not member.isfile() or not parts or parts[0] not in (
-                "params.json", "secrets", "binary"
-            ) or ".." in parts or name.startswith("/") or len(parts) > 2:
+            if (
+                not member.isfile()
+                or not parts
+                or parts[0] not in ("params.json", "secrets", "binary")
+                or ".." in parts
+                or name.startswith("/")
+                or len(parts) > 2
+            ):
                 raise Fail(EXIT_FETCH, f"unexpected input {name!r}")
             dest = inp / name
             dest.parent.mkdir(mode=0o700, exist_ok=True)
@@ -235,7 +266,9 @@ def git_env(rdir: Path, params: dict, uid: int, gid: int) -> tuple[dict[str, str
             if known is not None
             else "-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no"
         )
-        env["GIT_SSH_COMMAND"] = f"ssh -i {ssh_key} -o IdentitiesOnly=yes -o BatchMode=yes {checking}"
+        env["GIT_SSH_COMMAND"] = (
+            f"ssh -i {ssh_key} -o IdentitiesOnly=yes -o BatchMode=yes {checking}"
+        )
     gitconfig = material(".gitconfig")
     if gitconfig is not None:
         shutil.move(str(gitconfig), gdir / ".gitconfig")
@@ -306,7 +339,10 @@ def source_info(src: Path, ref: str, env: dict[str, str]) -> dict[str, str]:
     def out(*args: str) -> str:
         proc = subprocess.run(
             as_user(["git", "-c", f"safe.directory={src}", *args]),
-            cwd=src, env={**env, "HOME": "/nonexistent"}, capture_output=True, text=True,
+            cwd=src,
+            env={**env, "HOME": "/nonexistent"},
+            capture_output=True,
+            text=True,
             check=False,
         )
         return proc.stdout.strip()
@@ -348,8 +384,16 @@ def fetch_binary(rdir: Path, params: dict, uid: int, gid: int) -> None:
         if magic == b"PK\x03\x04":
             argv = ["busybox", "unzip", "-q", "-o", str(binary), "-d", str(src)]
         else:
-            argv = ["tar", "-x", "--no-same-owner", "--no-same-permissions", "-f", str(binary),
-                    "-C", str(src)]
+            argv = [
+                "tar",
+                "-x",
+                "--no-same-owner",
+                "--no-same-permissions",
+                "-f",
+                str(binary),
+                "-C",
+                str(src),
+            ]
         rc = stream(as_user(argv), cwd=src)
         if rc != 0:
             raise Fail(
@@ -417,7 +461,9 @@ def cmd_dockerfile_read(run: str) -> None:
         raise Fail(EXIT_DOCKERFILE, "the Dockerfile is larger than 4 MiB")
     info_path = rdir / "sourceinfo.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else None
-    sys.stdout.write(json.dumps({"dockerfile": data.decode("utf-8", "replace"), "sourceinfo": info}))
+    sys.stdout.write(
+        json.dumps({"dockerfile": data.decode("utf-8", "replace"), "sourceinfo": info})
+    )
 
 
 def safe_destination(ctx: Path, rel: str) -> Path:
@@ -491,13 +537,15 @@ def cmd_image_content(run: str, index: str, pindex: str) -> None:
     os.chown(dest, uid, gid)
     proc = subprocess.run(
         as_user(["tar", "-x", "--no-same-owner", "-C", str(dest)]),
-        stdin=sys.stdin.buffer, capture_output=True, check=False,
+        stdin=sys.stdin.buffer,
+        capture_output=True,
+        check=False,
     )
     if proc.returncode != 0:
         raise Fail(
             EXIT_IMAGE_CONTENT,
-            f"error copying source path {entry.get('sourcePath')} to {entry.get('destinationDir')}: "
-            + proc.stderr.decode("utf-8", "replace").strip(),
+            f"error copying source path {entry.get('sourcePath')} to "
+            f"{entry.get('destinationDir')}: " + proc.stderr.decode("utf-8", "replace").strip(),
         )
 
 
@@ -529,8 +577,12 @@ def cmd_hook(run: str, name: str) -> None:
     timeout = float(hooks.get("timeout") or 600)
     dockerfile = str(ctx / (params.get("dockerfilePath") or "Dockerfile"))
     say(f"Running hook .d2i/{name}")
-    rc = stream(as_user([str(hook), dockerfile, hooks.get("image") or ""]), env=env, cwd=ctx,
-                timeout=timeout)
+    rc = stream(
+        as_user([str(hook), dockerfile, hooks.get("image") or ""]),
+        env=env,
+        cwd=ctx,
+        timeout=timeout,
+    )
     if rc == -9999:
         raise Fail(EXIT_HOOK_TIMEOUT, f"hook .d2i/{name} did not finish within {timeout:.0f} s")
     if rc != 0:
