@@ -30,7 +30,8 @@ lint: setup
 	$(VENV)/mypy
 	$(VENV)/lint-imports
 	$(VENV)/yamllint -s .
-	@if [ -n "$(ANSIBLE_FILES)" ]; then PATH="$(CURDIR)/$(VENV):$$PATH" $(VENV)/ansible-lint --profile production $(ANSIBLE_FILES); fi
+	@# the runner adapter's modules (securebuild_live_command) are on ANSIBLE_LIBRARY at run time
+	@if [ -n "$(ANSIBLE_FILES)" ]; then PATH="$(CURDIR)/$(VENV):$$PATH" ANSIBLE_LIBRARY="$(CURDIR)/securebuild/runner/ansible/modules" $(VENV)/ansible-lint --profile production $(ANSIBLE_FILES); fi
 
 format: setup
 	$(VENV)/ruff check --fix .
