@@ -29,7 +29,7 @@ _LABEL_NAME = re.compile(
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 _GIT_REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/@+^~-]{0,254}$")
 _COMMIT = re.compile(r"^[0-9a-fA-F]{4,64}$")
-_URL = re.compile(r"^(https?|ssh|git|file)://[^\s\x00-\x1f\x7f]+$")
+_URL = re.compile(r"^(https?|ssh)://[^\s\x00-\x1f\x7f]+$")
 _SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s\x00-\x1f\x7f]+$")
 _IMAGE_REF = re.compile(
     r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"

@@ -461,8 +461,12 @@ def cmd_dockerfile_read(run: str) -> None:
         raise Fail(EXIT_DOCKERFILE, "the Dockerfile is larger than 4 MiB")
     info_path = rdir / "sourceinfo.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else None
+    ctx = context_dir(rdir, params)
+    hooks = [name for name in ("pre_build", "post_build") if (ctx / ".d2i" / name).exists()]
     sys.stdout.write(
-        json.dumps({"dockerfile": data.decode("utf-8", "replace"), "sourceinfo": info})
+        json.dumps(
+            {"dockerfile": data.decode("utf-8", "replace"), "sourceinfo": info, "hooks": hooks}
+        )
     )
 
 
