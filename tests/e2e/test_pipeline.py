@@ -351,3 +351,32 @@ def test_path_escape_is_refused_before_anything_runs(pipeline: Pipeline, field: 
     result = pipeline.run(pipeline.build(f"esc-{field.lower()}", spec))
     assert result.rc == 1
     assert "securebuild: error:" in result.stderr
+
+
+def test_cancel_during_hook_kills_it_in_the_vm(pipeline: Pipeline, tmp_path: Path) -> None:
+    context = _write(
+        tmp_path / "ctx",
+        {
+            "Dockerfile": "FROM busybox\n",
+            ".d2i/pre_build": "#!/bin/sh\necho hook-sleeping\nsleep 600\n",
+        },
+    )
+    sent: dict[str, float] = {}
+
+    def on_line(line: str, proc: object) -> None:
+        if "hook-sleeping" in line and "at" not in sent:
+            sent["at"] = time.monotonic()
+            threading.Timer(1.0, pipeline.interrupt, args=(proc,)).start()
+
+    result = pipeline.run(
+        pipeline.build("cancel-2", {"source": {"binary": {}}}),
+        "--from-dir",
+        str(context),
+        on_line=on_line,
+    )
+    assert "at" in sent, result.text
+    assert result.outcome["phase"] == "Cancelled"
+    left = pipeline.vm.ssh("pgrep", "-u", "sbbuild", "-a")
+    assert left.stdout.strip() == "", f"hook processes left in the VM: {left.stdout}"
+    runs = pipeline.vm.ssh("sudo", "-n", "find", "/var/lib/securebuild/runs", "-mindepth", "1")
+    assert runs.stdout.strip() == ""
