@@ -30,9 +30,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import yaml
-
 from securebuild.errors import SecurebuildError
+from securebuild.model import BuildConfig, ModelError, load_document, object_from_dict, validate
+from securebuild.model.generate import generate_build
+from securebuild.model.parse import read_text
 from securebuild.pipeline.execute import REPO_ROOT, BuildOutcome, VMTarget, run_plan
 from securebuild.pipeline.plan import PlanError, SecretData, make_plan
 from securebuild.pipeline.steps import ssh_argv
@@ -119,63 +120,30 @@ def _read_dir(spec: str, what: str) -> SecretData:
 
 
 def _load_build(path: Path, namespace: str | None) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-        document = yaml.safe_load(text)
-    except (OSError, yaml.YAMLError) as exc:
-        raise RunError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(document, dict):
-        raise RunError(f"{path}: not a Build or BuildConfig object")
-    _validate_with_model(document, path)
-    kind = document.get("kind")
-    meta = dict(document.get("metadata") or {})
-    if namespace:
-        meta["namespace"] = namespace
-    meta.setdefault("namespace", "default")
-    if kind == "BuildConfig":
-        name = f"{meta.get('name')}-1"
-        spec = {
-            k: v
-            for k, v in (document.get("spec") or {}).items()
-            if k
-            not in (
-                "triggers",
-                "runPolicy",
-                "successfulBuildsHistoryLimit",
-                "failedBuildsHistoryLimit",
-            )
-        }
-        return {
-            "apiVersion": "build.openshift.io/v1",
-            "kind": "Build",
-            "metadata": {
-                "name": name,
-                "namespace": meta["namespace"],
-                "uid": str(uuid.uuid4()),
-                "annotations": {
-                    "openshift.io/build-config.name": str(meta.get("name")),
-                    "openshift.io/build.number": "1",
-                },
-                "labels": {"openshift.io/build-config.name": str(meta.get("name"))},
-            },
-            "spec": {**spec, "triggeredBy": [{"message": "Manually triggered"}]},
-        }
-    if kind != "Build":
-        raise RunError(f"{path}: kind is {kind!r}; expected Build or BuildConfig")
-    meta.setdefault("uid", str(uuid.uuid4()))
-    return {**document, "metadata": meta}
+    """The Build to run: the file's Build, or the Build ``instantiate`` makes of its BuildConfig.
 
-
-def _validate_with_model(document: dict[str, Any], path: Path) -> None:
-    """OpenShift's validation from securebuild.model when it is available."""
+    Validated with OpenShift's rules (securebuild.model) before anything else happens.
+    """
     try:
-        model: Any = importlib.import_module("securebuild.model")
-    except ImportError:
-        return
-    obj = model.object_from_dict(document, source=str(path))
-    problems = model.validate(obj)
-    if problems:
-        raise RunError(f"{path}: " + "; ".join(str(p) for p in problems))
+        document = dict(load_document(read_text(path, what="build file"), source=str(path)))
+        meta = dict(document.get("metadata") or {})
+        if namespace:
+            meta["namespace"] = namespace
+        meta.setdefault("namespace", "default")
+        document["metadata"] = meta
+        obj = object_from_dict(document, source=str(path))
+        problems = validate(obj)
+        if problems:
+            raise ModelError(problems, source=str(path))
+        if isinstance(obj, BuildConfig):
+            obj = generate_build(obj)
+    except ModelError as exc:
+        raise RunError(str(exc)) from exc
+    build = obj.to_json()
+    build.setdefault("metadata", {})
+    if not build["metadata"].get("uid"):
+        build["metadata"]["uid"] = str(uuid.uuid4())
+    return build
 
 
 def _archive_dir(directory: Path) -> Path:
