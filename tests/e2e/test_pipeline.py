@@ -219,7 +219,9 @@ def test_git_wrong_token_fails_fetch(pipeline: Pipeline, git_server: GitServer) 
     assert "not-the-token" not in result.text
 
 
-def test_as_file_with_inline_dockerfile(pipeline: Pipeline, tmp_path: Path) -> None:
+def test_as_file_inline_dockerfile_config_map_and_post_commit(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
     upload = tmp_path / "greeting.txt"
     upload.write_text("uploaded greeting\n")
     build = pipeline.build(
@@ -228,14 +230,28 @@ def test_as_file_with_inline_dockerfile(pipeline: Pipeline, tmp_path: Path) -> N
             "source": {
                 "type": "Binary",
                 "binary": {},
-                "dockerfile": "FROM busybox\nCOPY greeting.txt /g.txt\nRUN cat /g.txt\n",
-            }
+                "dockerfile": (
+                    "FROM busybox\nCOPY greeting.txt /g.txt\nCOPY conf/ /conf/\n"
+                    "RUN cat /g.txt /conf/settings\n"
+                ),
+                "configMaps": [{"configMap": {"name": "app-config"}, "destinationDir": "conf"}],
+            },
+            "postCommit": {"script": "echo post-commit-ran"},
         },
     )
-    result = pipeline.run(build, "--from-file", str(upload))
+    result = pipeline.run(
+        build,
+        "--from-file",
+        str(upload),
+        "--config-map",
+        pipeline.secret_dir("app-config", {"settings": "mode=e2e\n"}),
+    )
     assert result.rc == 0, result.text + result.stderr
     assert "Receiving source from STDIN as file greeting.txt" in result.text
     assert "uploaded greeting" in result.text
+    assert "mode=e2e" in result.text
+    assert "post-commit-ran" in result.text
+    assert "Build complete, no image push requested" in result.text
 
 
 def test_image_source_paths(pipeline: Pipeline) -> None:
