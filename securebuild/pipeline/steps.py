@@ -27,6 +27,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import secrets as pysecrets
 import shlex
 import subprocess
@@ -615,6 +616,38 @@ def step_push(ctx: Context) -> int:
     return 0
 
 
+def step_trust_cas(ctx: Context, pairs: list[str]) -> int:
+    """Install registry CAs (operator setting ``REGISTRY=FILE``) for the VM's dockerd.
+
+    Over the shared SSH connection rather than an Ansible module in the VM (a Python start in
+    an emulated guest costs seconds); skipped per registry when the VM has the same file.
+    """
+    base = ssh_argv(ctx.vm)
+    for pair in pairs:
+        registry, _, ca_file = pair.partition("=")
+        if not re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]+)?", registry):
+            say(f"error: invalid registry name {registry!r}")
+            return 2
+        data = Path(ca_file).read_bytes()
+        target = f"/etc/docker/certs.d/{registry}/ca.crt"
+        probe = subprocess.run(
+            [*base, "sha256sum", target], capture_output=True, env=_clean_env(), check=False
+        )
+        if probe.stdout.split(b" ")[0].decode() == hashlib.sha256(data).hexdigest():
+            continue
+        install = subprocess.run(
+            [*base, "sudo", "-n", "install", "-D", "-m", "0644", "/dev/stdin", target],
+            input=data,
+            capture_output=True,
+            env=_clean_env(),
+            check=False,
+        )
+        if install.returncode != 0:
+            say(f"error: cannot install the CA of {registry}: {install.stderr.decode().strip()}")
+            return install.returncode
+    return 0
+
+
 def step_hook(ctx: Context, name: str) -> int:
     """Run a hook in the VM; skip the SSH round trip when the context had no hook at all.
 
@@ -651,6 +684,8 @@ def main(argv: list[str]) -> int:
     }
     if step == "hook" and len(argv) == 3 and argv[2] in ("pre_build", "post_build"):
         return step_hook(ctx, argv[2])
+    if step == "trust-cas":
+        return step_trust_cas(ctx, argv[2:])
     if step not in steps:
         say(f"unknown step {step!r}")
         return 64

@@ -396,3 +396,50 @@ def test_cancel_during_hook_kills_it_in_the_vm(pipeline: Pipeline, tmp_path: Pat
     assert left.stdout.strip() == "", f"hook processes left in the VM: {left.stdout}"
     runs = pipeline.vm.ssh("sudo", "-n", "find", "/var/lib/securebuild/runs", "-mindepth", "1")
     assert runs.stdout.strip() == ""
+
+
+def test_git_over_ssh_with_key_and_known_hosts(pipeline: Pipeline, tmp_path: Path) -> None:
+    """git over SSH with the source secret's key, host key checked against its known_hosts.
+
+    The host has no SSH server to offer, so the VM's own sshd serves the repository on the
+    VM's 127.0.0.1, as a separate user whose key may only run git-shell (test VM only).
+    """
+    import subprocess
+
+    key = tmp_path / "id_ed25519"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "e2e", "-f", str(key)], check=True
+    )
+    public = (tmp_path / "id_ed25519.pub").read_text().strip()
+    setup = (
+        "set -e; id gitsrv >/dev/null 2>&1 || useradd -m -s /usr/bin/git-shell gitsrv; "
+        "cd /home/gitsrv; rm -rf app.git work; mkdir -p .ssh work; "
+        f"echo 'restrict {public}' > .ssh/authorized_keys; "
+        "cd work; git init -q -b main; printf 'FROM busybox\\nRUN echo via-ssh\\n' > Dockerfile; "
+        "git add Dockerfile; git -c user.name=Jane -c user.email=j@example.com commit -qm ssh; "
+        "cd ..; git clone -q --bare work app.git; rm -rf work; "
+        "chown -R gitsrv:gitsrv /home/gitsrv; chmod 700 .ssh; "
+        "ssh-keyscan -t ed25519 127.0.0.1 2>/dev/null"
+    )
+    made = pipeline.vm.ssh("sudo", "-n", "sh", "-c", setup)
+    assert made.returncode == 0, made.stderr
+    known_hosts = made.stdout
+    assert "ssh-ed25519" in known_hosts
+    build = pipeline.build(
+        "ssh-1",
+        {
+            "source": {
+                "git": {"uri": "ssh://gitsrv@127.0.0.1/home/gitsrv/app.git"},
+                "sourceSecret": {"name": "ssh-auth"},
+            }
+        },
+    )
+    secret = pipeline.secret_dir(
+        "ssh-auth", {"ssh-privatekey": key.read_bytes(), "known_hosts": known_hosts}
+    )
+    result = pipeline.run(build, "--secret", secret)
+    assert result.rc == 0, result.text + result.stderr
+    assert "via-ssh" in result.text
+    assert "\tCommit:\t" in result.text
+    key_lines = key.read_text().splitlines()
+    _vm_clean(pipeline, key_lines[len(key_lines) // 2])  # a line only this key has
