@@ -72,6 +72,9 @@ class Context:
         self.params: dict[str, Any] = self.tenant["params"]
         self.secret_files: dict[str, str] = self.data.get("secret_files") or {}
         self.workdir = path.parent
+        # Tags the fetch step's hand-over line (random per step process; only fetch uses it).
+        # Even a forged line could only claim a Dockerfile and commit the tenant controls.
+        self.marker = "SECUREBUILD-" + pysecrets.token_hex(12)
 
     # -- secrets -------------------------------------------------------------------------
     def secret(self, name: str) -> bytes | None:
@@ -213,7 +216,8 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 def _input_stream(ctx: Context, write: IO[bytes]) -> None:
     with tarfile.open(fileobj=write, mode="w|") as tar:
-        _add_bytes(tar, "params.json", json.dumps(ctx.params).encode())
+        params = {**ctx.params, "marker": ctx.marker}
+        _add_bytes(tar, "params.json", json.dumps(params).encode())
         for name, path in sorted(ctx.secret_files.items()):
             if name.startswith("vm-"):
                 _add_bytes(tar, f"secrets/{name}", Path(path).read_bytes())
@@ -301,8 +305,13 @@ def step_fetch(ctx: Context) -> int:
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
+    prefix = ctx.marker + " "
     for raw in iter(proc.stdout.readline, b""):
-        say(raw.decode("utf-8", "replace").rstrip("\n").rstrip("\r"))
+        line = raw.decode("utf-8", "replace").rstrip("\n").rstrip("\r")
+        if line.startswith(prefix):
+            (ctx.workdir / "dockerfile.json").write_text(line[len(prefix) :])
+            continue
+        say(line)
     feeder.join()
     return proc.wait()
 
@@ -313,12 +322,17 @@ def step_fetch(ctx: Context) -> int:
 def step_dockerfile(ctx: Context) -> int:
     from securebuild.pipeline.rewrite import rewrite_for_build
 
-    read = ctx.helper("dockerfile-read", capture=True)
-    if read.returncode != 0:
-        say(read.stdout.decode("utf-8", "replace").strip())
-        return read.returncode
+    handed = ctx.workdir / "dockerfile.json"
+    if handed.exists():  # sent by the fetch step (see the VM helper's cmd_fetch)
+        raw = handed.read_bytes()
+    else:
+        read = ctx.helper("dockerfile-read", capture=True)
+        if read.returncode != 0:
+            say(read.stdout.decode("utf-8", "replace").strip())
+            return read.returncode
+        raw = read.stdout
     try:
-        payload = json.loads(read.stdout)
+        payload = json.loads(raw)
         text, log = rewrite_for_build(
             payload["dockerfile"], ctx.tenant["build"], payload.get("sourceinfo")
         )

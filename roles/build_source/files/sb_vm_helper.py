@@ -435,6 +435,13 @@ def cmd_fetch(run: str) -> None:
         dest.write_text(params["dockerfile"])
         os.chmod(dest, 0o660)
         os.chown(dest, uid, gid)
+    # Save the control side a round trip (a Python start in the guest): hand over the
+    # Dockerfile now, on a line tagged with the run's nonce, unless image content may still
+    # add files to the source. Problems are left to dockerfile-read, which reports them.
+    marker = params.get("marker")
+    if marker and not any(image.get("paths") for image in params.get("images") or []):
+        with contextlib.suppress(Fail, OSError, ValueError):
+            say(f"{marker} {json.dumps(dockerfile_payload(rdir, params))}")
 
 
 # --- Dockerfile and secrets -----------------------------------------------------------------
@@ -454,7 +461,11 @@ def dockerfile_path(rdir: Path, params: dict) -> Path:
 
 def cmd_dockerfile_read(run: str) -> None:
     rdir = run_dir(run)
-    params = load_params(rdir)
+    sys.stdout.write(json.dumps(dockerfile_payload(rdir, load_params(rdir))))
+
+
+def dockerfile_payload(rdir: Path, params: dict) -> dict:
+    """The Dockerfile, the commit information and which hooks exist, for the control side."""
     path = dockerfile_path(rdir, params)
     data = path.read_bytes()
     if len(data) > MAX_DOCKERFILE:
@@ -463,11 +474,7 @@ def cmd_dockerfile_read(run: str) -> None:
     info = json.loads(info_path.read_text()) if info_path.exists() else None
     ctx = context_dir(rdir, params)
     hooks = [name for name in ("pre_build", "post_build") if (ctx / ".d2i" / name).exists()]
-    sys.stdout.write(
-        json.dumps(
-            {"dockerfile": data.decode("utf-8", "replace"), "sourceinfo": info, "hooks": hooks}
-        )
-    )
+    return {"dockerfile": data.decode("utf-8", "replace"), "sourceinfo": info, "hooks": hooks}
 
 
 def safe_destination(ctx: Path, rel: str) -> Path:
