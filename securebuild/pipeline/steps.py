@@ -246,8 +246,10 @@ def ensure_helper(ctx: Context) -> int:
         return 0
     # Once per VM (with the first install): sudo resolves the VM's own host name on every call;
     # an image without it in /etc/hosts costs a DNS timeout per sudo (seconds, without network).
+    # (the script goes on stdin: ssh joins argv into one line the far side's shell parses)
     subprocess.run(
-        [*base, "sudo", "-n", "sh", "-c", _HOSTS_FIX],
+        [*base, "sudo", "-n", "sh", "-s"],
+        input=_HOSTS_FIX.encode(),
         capture_output=True,
         env=_clean_env(),
         check=False,

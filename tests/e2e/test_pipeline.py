@@ -421,7 +421,7 @@ def test_git_over_ssh_with_key_and_known_hosts(pipeline: Pipeline, tmp_path: Pat
         "chown -R gitsrv:gitsrv /home/gitsrv; chmod 700 .ssh; "
         "ssh-keyscan -t ed25519 127.0.0.1 2>/dev/null"
     )
-    made = pipeline.vm.ssh("sudo", "-n", "sh", "-c", setup)
+    made = pipeline.vm.ssh("sudo", "-n", "sh", "-s", stdin=setup)
     assert made.returncode == 0, made.stderr
     known_hosts = made.stdout
     assert "ssh-ed25519" in known_hosts
