@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["tests.fixtures.vm"]
 
 TIERS = ("unit", "integration", "e2e")
 _tier_seconds: dict[str, float] = defaultdict(float)

@@ -1,0 +1,1 @@
+"""Launchers of local services for tests and ``securebuild dev up``."""
