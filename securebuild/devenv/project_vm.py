@@ -157,7 +157,9 @@ class ProjectVM:
         except (ValueError, KeyError):
             stats = {}
         changed = sum(int(s.get("changed", 0)) for s in stats.values())
-        failed = sum(int(s.get("failures", 0)) + int(s.get("unreachable", 0)) for s in stats.values())
+        failed = sum(
+            int(s.get("failures", 0)) + int(s.get("unreachable", 0)) for s in stats.values()
+        )
         if proc.returncode != 0 or failed or not stats:
             raise ProjectVMError(
                 f"{playbook} for project {self.project} failed (rc {proc.returncode}):\n"

@@ -40,10 +40,12 @@ def tls_ping(vm: VMEndpoints, client_pki: Path | None) -> bytes:
     ctx.load_verify_locations(cafile=str(vm.pki_dir / "ca.pem"))
     if client_pki is not None:
         ctx.load_cert_chain(str(client_pki / "client-cert.pem"), str(client_pki / "client-key.pem"))
-    with socket.create_connection((vm.docker_host, vm.docker_port), timeout=30) as raw:
-        with ctx.wrap_socket(raw, server_hostname=vm.docker_host) as conn:
-            conn.sendall(b"GET /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
-            return conn.recv(4096)
+    with (
+        socket.create_connection((vm.docker_host, vm.docker_port), timeout=30) as raw,
+        ctx.wrap_socket(raw, server_hostname=vm.docker_host) as conn,
+    ):
+        conn.sendall(b"GET /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
+        return conn.recv(4096)
 
 
 def test_ssh_works_with_the_pinned_host_key(project_vm: VMEndpoints) -> None:
@@ -73,9 +75,7 @@ def test_ssh_refuses_a_host_key_that_is_not_pinned(project_vm: VMEndpoints, tmp_
     )
     pub = (tmp_path / "k.pub").read_text().split()
     wrong.write_text(f"[{project_vm.ssh_host}]:{project_vm.ssh_port} {pub[0]} {pub[1]}\n")
-    argv = [
-        a.replace(str(project_vm.known_hosts), str(wrong)) for a in project_vm.ssh_argv("true")
-    ]
+    argv = [a.replace(str(project_vm.known_hosts), str(wrong)) for a in project_vm.ssh_argv("true")]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 255
     assert "HOST IDENTIFICATION HAS CHANGED" in proc.stderr
@@ -133,11 +133,19 @@ def test_no_client_certificate_and_plain_tcp_are_refused(project_vm: VMEndpoints
 def test_key_modes_in_the_vm(project_vm: VMEndpoints) -> None:
     out = subprocess.run(
         project_vm.ssh_argv(
-            "sudo", "stat", "-c", "%n %a %U:%G", "/etc/docker/tls/ca.pem",
-            "/etc/docker/tls/server-cert.pem", "/etc/docker/tls/server-key.pem",
+            "sudo",
+            "stat",
+            "-c",
+            "%n %a %U:%G",
+            "/etc/docker/tls/ca.pem",
+            "/etc/docker/tls/server-cert.pem",
+            "/etc/docker/tls/server-key.pem",
             "/etc/docker/daemon.json",
         ),
-        capture_output=True, text=True, timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     ).stdout.split("\n")
     assert out[:4] == [
         "/etc/docker/tls/ca.pem 444 root:root",
@@ -174,6 +182,8 @@ def test_destroy_removes_domain_and_disks(project_vm_launcher: ProjectVM) -> Non
 def _domstate(domain: str) -> str | None:
     proc = subprocess.run(
         ["virsh", "-c", "qemu:///system", "domstate", domain],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return proc.stdout.strip() if proc.returncode == 0 else None
