@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -79,7 +80,11 @@ class VMEndpoints:
         return f"https://{self.docker_host}:{self.docker_port}"
 
     def ssh_argv(self, *command: str) -> list[str]:
-        """argv for running ``command`` in the VM over SSH with the pinned host key."""
+        """argv for running ``command`` in the VM over SSH with the pinned host key.
+
+        sshd hands the command to the remote shell as one string, so it is quoted here: each
+        element arrives as one argument, whatever it contains.
+        """
         return [
             "ssh",
             "-o",
@@ -96,7 +101,7 @@ class VMEndpoints:
             str(self.ssh_port),
             f"{self.ssh_user}@{self.ssh_host}",
             "--",
-            *command,
+            shlex.join(command),
         ]
 
 

@@ -29,7 +29,9 @@ def docker_client(vm: VMEndpoints, pki: Path) -> docker.DockerClient:
         ca_cert=str(vm.pki_dir / "ca.pem"),
         verify=str(vm.pki_dir / "ca.pem"),
     )
-    client = docker.DockerClient(base_url=vm.docker_url, tls=tls, timeout=300)
+    # An explicit API version: "auto" would query the daemon inside the constructor, before
+    # trust_env can be turned off, and REQUESTS_CA_BUNDLE would replace `verify` for it.
+    client = docker.DockerClient(base_url=vm.docker_url, tls=tls, timeout=300, version="1.41")
     client.api.trust_env = False  # REQUESTS_CA_BUNDLE would otherwise replace `verify`
     return client
 
