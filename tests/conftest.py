@@ -14,7 +14,11 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins: list[str] = ["tests.fixtures.vm"]
+pytest_plugins: list[str] = [
+    "tests.fixtures.controlplane",
+    "tests.fixtures.services",
+    "tests.fixtures.vm",
+]
 
 TIERS = ("unit", "integration", "e2e")
 _tier_seconds: dict[str, float] = defaultdict(float)
