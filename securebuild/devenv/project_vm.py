@@ -19,11 +19,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 from securebuild.errors import SecurebuildError
+from securebuild.pki import ProjectPKI
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,9 @@ TLS_ENV_OVERRIDES = (
     "DOCKER_TLS_VERIFY",
     "DOCKER_HOST",
 )
+
+#: Names dockerd's certificate must carry: the control side reaches it on a loopback forward.
+SERVER_HOSTS = ("127.0.0.1", "localhost")
 
 _PROJECT_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,48}[a-z0-9])?$")
 
@@ -73,7 +77,7 @@ class VMEndpoints:
     known_hosts: Path
     docker_host: str
     docker_port: int
-    pki_dir: Path
+    pki: ProjectPKI = field(compare=False)
 
     @property
     def docker_url(self) -> str:
@@ -176,9 +180,9 @@ class ProjectVM:
     def provision_host(self) -> PlaybookResult:
         return self.run_playbook("playbooks/host-provision.yml")
 
-    def ensure_pki(self) -> PlaybookResult:
-        """Make the project's PKI (test stand-in until securebuild.pki provides it)."""
-        return self.run_playbook("molecule/resources/test-pki.yml")
+    def ensure_pki(self) -> ProjectPKI:
+        """The project's CA, dockerd server and control-side client certificates (idempotent)."""
+        return ProjectPKI.ensure(self.state_dir, self.project, server_hosts=SERVER_HOSTS)
 
     def ensure(self, **extra_vars: object) -> PlaybookResult:
         result = self.run_playbook("playbooks/vm-ensure.yml", **extra_vars)
@@ -208,7 +212,7 @@ class ProjectVM:
             known_hosts=Path(record["known_hosts"]),
             docker_host=record["docker"]["host"],
             docker_port=int(record["docker"]["port"]),
-            pki_dir=self.state_dir / "pki" / self.project,
+            pki=ProjectPKI.load(self.state_dir, self.project),
         )
 
     # -- lifecycle ---------------------------------------------------------------------------

@@ -16,32 +16,19 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-import docker
 import pytest
 
 from securebuild.devenv.project_vm import ProjectVM, VMEndpoints
+from securebuild.fleet.docker_tls import docker_api_client
+from securebuild.pki import ProjectPKI
 
 
-def docker_client(vm: VMEndpoints, pki: Path) -> docker.DockerClient:
-    """A Docker SDK client over mTLS whose CA cannot be replaced by the environment."""
-    tls = docker.tls.TLSConfig(
-        client_cert=(str(pki / "client-cert.pem"), str(pki / "client-key.pem")),
-        ca_cert=str(vm.pki_dir / "ca.pem"),
-        verify=str(vm.pki_dir / "ca.pem"),
-    )
-    # An explicit API version: "auto" would query the daemon inside the constructor, before
-    # trust_env can be turned off, and REQUESTS_CA_BUNDLE would replace `verify` for it.
-    client = docker.DockerClient(base_url=vm.docker_url, tls=tls, timeout=300, version="1.41")
-    client.api.trust_env = False  # REQUESTS_CA_BUNDLE would otherwise replace `verify`
-    return client
-
-
-def tls_ping(vm: VMEndpoints, client_pki: Path | None) -> bytes:
+def tls_ping(vm: VMEndpoints, client: ProjectPKI | None) -> bytes:
     """GET /_ping over TLS that verifies the server with the project's CA; return the reply."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.load_verify_locations(cafile=str(vm.pki_dir / "ca.pem"))
-    if client_pki is not None:
-        ctx.load_cert_chain(str(client_pki / "client-cert.pem"), str(client_pki / "client-key.pem"))
+    ctx.load_verify_locations(cafile=str(vm.pki.ca_cert))
+    if client is not None:
+        ctx.load_cert_chain(str(client.client_cert), str(client.client_key))
     with (
         socket.create_connection((vm.docker_host, vm.docker_port), timeout=30) as raw,
         ctx.wrap_socket(raw, server_hostname=vm.docker_host) as conn,
@@ -84,8 +71,14 @@ def test_ssh_refuses_a_host_key_that_is_not_pinned(project_vm: VMEndpoints, tmp_
 
 
 def test_dockerd_answers_over_mtls_and_builds_with_a_run_step(project_vm: VMEndpoints) -> None:
-    assert tls_ping(project_vm, project_vm.pki_dir).endswith(b"OK")
-    client = docker_client(project_vm, project_vm.pki_dir)
+    assert tls_ping(project_vm, project_vm.pki).endswith(b"OK")
+    client = docker_api_client(
+        project_vm.docker_url,
+        ca=project_vm.pki.ca_cert,
+        cert=project_vm.pki.client_cert,
+        key=project_vm.pki.client_key,
+        timeout=300,
+    )
     assert client.ping()
     # A base image without a registry: busybox-static from the golden image, imported over TLS.
     busybox = subprocess.run(
@@ -99,19 +92,19 @@ def test_dockerd_answers_over_mtls_and_builds_with_a_run_step(project_vm: VMEndp
         link = tarfile.TarInfo("bin/sh")
         link.type, link.linkname = tarfile.SYMTYPE, "busybox"
         tar.addfile(link)
-    client.api.import_image_from_data(buf.getvalue(), repository="sb-e2e-busybox", tag="latest")
+    client.import_image_from_data(buf.getvalue(), repository="sb-e2e-busybox", tag="latest")
     marker = secrets.token_hex(8)
     dockerfile = f"FROM sb-e2e-busybox:latest\nRUN echo built-{marker} > /marker && cat /marker\n"
-    image, logs = client.images.build(
-        fileobj=io.BytesIO(dockerfile.encode()), tag="sb-e2e-run:latest", rm=True
+    logs = client.build(
+        fileobj=io.BytesIO(dockerfile.encode()), tag="sb-e2e-run:latest", rm=True, decode=True
     )
-    output = "".join(str(chunk.get("stream", "")) for chunk in logs)
-    assert f"built-{marker}" in output
-    assert "sb-e2e-run:latest" in image.tags
+    output = "".join(str(chunk.get("stream", "")) + str(chunk.get("error", "")) for chunk in logs)
+    assert f"built-{marker}" in output, output
+    assert "sb-e2e-run:latest" in client.inspect_image("sb-e2e-run:latest")["RepoTags"]
 
 
 def test_a_client_certificate_from_another_projects_ca_is_refused(
-    project_vm: VMEndpoints, foreign_pki: Path
+    project_vm: VMEndpoints, foreign_pki: ProjectPKI
 ) -> None:
     with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
         reply = tls_ping(project_vm, foreign_pki)
