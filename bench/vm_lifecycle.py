@@ -13,6 +13,7 @@ import argparse
 import secrets
 import statistics
 
+from securebuild.devenv.libvirtd import Libvirtd
 from securebuild.devenv.project_vm import ProjectVM
 
 
@@ -22,6 +23,8 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=5, help="warm ensures to time")
     args = parser.parse_args()
 
+    libvirtd = Libvirtd()
+    libvirtd.start()  # uses a running libvirtd, or starts one and stops it at the end
     vm = ProjectVM(f"bench-{secrets.token_hex(3)}")
     cold: list[float] = []
     warm: list[float] = []
@@ -41,6 +44,7 @@ def main() -> None:
         accel = vm.endpoints.accel.upper() if vm.endpoints else "?"
     finally:
         vm.stop()
+        libvirtd.stop()
     print(
         f"accelerator {accel}: cold start median {statistics.median(cold):.1f} s "
         f"(n={len(cold)}, min {min(cold):.1f}, max {max(cold):.1f}); "

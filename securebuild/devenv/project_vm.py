@@ -21,9 +21,9 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
-from securebuild.errors import SecurebuildError
+from securebuild.devenv.process import Service, ServiceError
 from securebuild.pki import ProjectPKI
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ SERVER_HOSTS = ("127.0.0.1", "localhost")
 _PROJECT_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,48}[a-z0-9])?$")
 
 
-class ProjectVMError(SecurebuildError):
+class ProjectVMError(ServiceError):
     """A playbook run for a project VM failed; the message carries the end of its output."""
 
 
@@ -109,11 +109,12 @@ class VMEndpoints:
         ]
 
 
-class ProjectVM:
+class ProjectVM(Service):
     """Ensure (start) and destroy (stop) one project's VM on this machine.
 
-    ``with ProjectVM("demo") as vm:`` yields :class:`VMEndpoints`; leaving the block destroys the
-    VM and its disks. The golden image must exist (``scripts/setup.d/40-golden-image.sh``).
+    ``with ProjectVM("demo") as vm:`` makes the VM (``vm.endpoints`` says how to reach it);
+    leaving the block destroys the VM and its disks. The golden image must exist
+    (``scripts/setup.d/40-golden-image.sh``) and libvirtd must answer or be startable.
     """
 
     def __init__(
@@ -122,7 +123,7 @@ class ProjectVM:
         *,
         state_dir: Path | None = None,
         inventory: Path | None = None,
-        test_pki: bool = True,
+        ensure_project_pki: bool = True,
     ) -> None:
         if not _PROJECT_RE.match(project):
             raise ProjectVMError(f"project name {project!r} is not a DNS-1123 label")
@@ -130,7 +131,7 @@ class ProjectVM:
         self._own_state_dir = state_dir is None
         self.state_dir = state_dir or Path(tempfile.mkdtemp(prefix="securebuild-vm-"))
         self.inventory = inventory or REPO_ROOT / "inventories" / "local"
-        self.test_pki = test_pki
+        self.ensure_project_pki = ensure_project_pki
         self.endpoints: VMEndpoints | None = None
 
     # -- playbooks ---------------------------------------------------------------------------
@@ -217,14 +218,20 @@ class ProjectVM:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> VMEndpoints:
-        """Provision the host (libvirtd, SSH key), the PKI, then ensure the VM is running."""
-        self.provision_host()
-        if self.test_pki:
-            self.ensure_pki()
-        self.ensure()
-        assert self.endpoints is not None
-        return self.endpoints
+    def start(self) -> Self:
+        """Provision the host (libvirtd, SSH key), the PKI, then ensure the VM is running.
+
+        On failure the VM and the private state are removed again before the error propagates.
+        """
+        try:
+            self.provision_host()
+            if self.ensure_project_pki:
+                self.ensure_pki()
+            self.ensure()
+        except BaseException:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
         """Destroy the VM and its disks, then the private state directory."""
@@ -233,21 +240,6 @@ class ProjectVM:
         finally:
             if self._own_state_dir:
                 shutil.rmtree(self.state_dir, ignore_errors=True)
-
-    def __enter__(self) -> VMEndpoints:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _failures(stdout: str) -> str:
