@@ -13,16 +13,18 @@ import json
 import logging
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
-from securebuild.errors import SecurebuildError
+from securebuild.devenv.process import Service, ServiceError
+from securebuild.pki import ProjectPKI
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +42,13 @@ TLS_ENV_OVERRIDES = (
     "DOCKER_HOST",
 )
 
+#: Names dockerd's certificate must carry: the control side reaches it on a loopback forward.
+SERVER_HOSTS = ("127.0.0.1", "localhost")
+
 _PROJECT_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,48}[a-z0-9])?$")
 
 
-class ProjectVMError(SecurebuildError):
+class ProjectVMError(ServiceError):
     """A playbook run for a project VM failed; the message carries the end of its output."""
 
 
@@ -72,14 +77,18 @@ class VMEndpoints:
     known_hosts: Path
     docker_host: str
     docker_port: int
-    pki_dir: Path
+    pki: ProjectPKI = field(compare=False)
 
     @property
     def docker_url(self) -> str:
         return f"https://{self.docker_host}:{self.docker_port}"
 
     def ssh_argv(self, *command: str) -> list[str]:
-        """argv for running ``command`` in the VM over SSH with the pinned host key."""
+        """argv for running ``command`` in the VM over SSH with the pinned host key.
+
+        sshd hands the command to the remote shell as one string, so it is quoted here: each
+        element arrives as one argument, whatever it contains.
+        """
         return [
             "ssh",
             "-o",
@@ -96,15 +105,16 @@ class VMEndpoints:
             str(self.ssh_port),
             f"{self.ssh_user}@{self.ssh_host}",
             "--",
-            *command,
+            shlex.join(command),
         ]
 
 
-class ProjectVM:
+class ProjectVM(Service):
     """Ensure (start) and destroy (stop) one project's VM on this machine.
 
-    ``with ProjectVM("demo") as vm:`` yields :class:`VMEndpoints`; leaving the block destroys the
-    VM and its disks. The golden image must exist (``scripts/setup.d/40-golden-image.sh``).
+    ``with ProjectVM("demo") as vm:`` makes the VM (``vm.endpoints`` says how to reach it);
+    leaving the block destroys the VM and its disks. The golden image must exist
+    (``scripts/setup.d/40-golden-image.sh``) and libvirtd must answer or be startable.
     """
 
     def __init__(
@@ -113,7 +123,7 @@ class ProjectVM:
         *,
         state_dir: Path | None = None,
         inventory: Path | None = None,
-        test_pki: bool = True,
+        ensure_project_pki: bool = True,
     ) -> None:
         if not _PROJECT_RE.match(project):
             raise ProjectVMError(f"project name {project!r} is not a DNS-1123 label")
@@ -121,7 +131,7 @@ class ProjectVM:
         self._own_state_dir = state_dir is None
         self.state_dir = state_dir or Path(tempfile.mkdtemp(prefix="securebuild-vm-"))
         self.inventory = inventory or REPO_ROOT / "inventories" / "local"
-        self.test_pki = test_pki
+        self.ensure_project_pki = ensure_project_pki
         self.endpoints: VMEndpoints | None = None
 
     # -- playbooks ---------------------------------------------------------------------------
@@ -171,9 +181,9 @@ class ProjectVM:
     def provision_host(self) -> PlaybookResult:
         return self.run_playbook("playbooks/host-provision.yml")
 
-    def ensure_pki(self) -> PlaybookResult:
-        """Make the project's PKI (test stand-in until securebuild.pki provides it)."""
-        return self.run_playbook("molecule/resources/test-pki.yml")
+    def ensure_pki(self) -> ProjectPKI:
+        """The project's CA, dockerd server and control-side client certificates (idempotent)."""
+        return ProjectPKI.ensure(self.state_dir, self.project, server_hosts=SERVER_HOSTS)
 
     def ensure(self, **extra_vars: object) -> PlaybookResult:
         result = self.run_playbook("playbooks/vm-ensure.yml", **extra_vars)
@@ -203,19 +213,25 @@ class ProjectVM:
             known_hosts=Path(record["known_hosts"]),
             docker_host=record["docker"]["host"],
             docker_port=int(record["docker"]["port"]),
-            pki_dir=self.state_dir / "pki" / self.project,
+            pki=ProjectPKI.load(self.state_dir, self.project),
         )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> VMEndpoints:
-        """Provision the host (libvirtd, SSH key), the PKI, then ensure the VM is running."""
-        self.provision_host()
-        if self.test_pki:
-            self.ensure_pki()
-        self.ensure()
-        assert self.endpoints is not None
-        return self.endpoints
+    def start(self) -> Self:
+        """Provision the host (libvirtd, SSH key), the PKI, then ensure the VM is running.
+
+        On failure the VM and the private state are removed again before the error propagates.
+        """
+        try:
+            self.provision_host()
+            if self.ensure_project_pki:
+                self.ensure_pki()
+            self.ensure()
+        except BaseException:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
         """Destroy the VM and its disks, then the private state directory."""
@@ -224,21 +240,6 @@ class ProjectVM:
         finally:
             if self._own_state_dir:
                 shutil.rmtree(self.state_dir, ignore_errors=True)
-
-    def __enter__(self) -> VMEndpoints:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _failures(stdout: str) -> str:
