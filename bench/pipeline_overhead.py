@@ -105,8 +105,9 @@ def main() -> int:
     state = os.environ.get("SECUREBUILD_BENCH_VM_STATE")
     project = os.environ.get("SECUREBUILD_BENCH_VM_PROJECT", "bench")
     launcher = ProjectVM(project, state_dir=Path(state) if state else None)
-    endpoints = launcher.read_endpoints() if state else launcher.start()
-    pki = endpoints.pki_dir
+    endpoints = launcher.read_endpoints() if state else launcher.start().endpoints
+    assert endpoints is not None
+    pki = endpoints.pki
     vm = VMTarget(
         name=endpoints.domain,
         ssh_host=endpoints.ssh_host,
@@ -115,9 +116,9 @@ def main() -> int:
         ssh_key=endpoints.ssh_key,
         known_hosts=endpoints.known_hosts,
         docker_url=endpoints.docker_url,
-        docker_ca=pki / "ca.pem",
-        docker_cert=pki / "client-cert.pem",
-        docker_key=pki / "client-key.pem",
+        docker_ca=pki.ca_cert,
+        docker_cert=pki.client_cert,
+        docker_key=pki.client_key,
     )
     client = docker_api_client(
         vm.docker_url, ca=vm.docker_ca, cert=vm.docker_cert, key=vm.docker_key, timeout=600

@@ -15,7 +15,6 @@ Secrets and config maps of a local run come from directories, one file per key, 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import os
@@ -30,6 +29,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from securebuild.devenv.project_vm import ProjectVM, ProjectVMError, VMEndpoints
 from securebuild.errors import SecurebuildError
 from securebuild.model import BuildConfig, ModelError, load_document, object_from_dict, validate
 from securebuild.model.generate import generate_build
@@ -166,18 +166,10 @@ def _archive_dir(directory: Path) -> Path:
 
 def _vm_target(args: argparse.Namespace, project: str) -> VMTarget:
     """Ensure the project's VM (warm: reuse when it answers SSH) and return its endpoints."""
-    # The operators' VM playbooks, through the launcher the tests use (securebuild.devenv).
-    project_vm: Any = importlib.import_module("securebuild.devenv.project_vm")
-    ProjectVM, ProjectVMError = project_vm.ProjectVM, project_vm.ProjectVMError
-
     state_dir: Path = args.state_dir
-    launcher = ProjectVM(
-        project,
-        state_dir=state_dir,
-        inventory=args.inventory,
-        test_pki=not (state_dir / "pki" / project / "ca.pem").exists(),
-    )
-    endpoints = None
+    # the operators' VM playbooks, through the launcher the tests use
+    launcher = ProjectVM(project, state_dir=state_dir, inventory=args.inventory)
+    endpoints: VMEndpoints | None = None
     try:
         endpoints = launcher.read_endpoints()
         probe = subprocess.run(
@@ -188,18 +180,20 @@ def _vm_target(args: argparse.Namespace, project: str) -> VMTarget:
         )
         if probe.returncode != 0:
             endpoints = None
-    except (ProjectVMError, subprocess.TimeoutExpired, KeyError):
+    except (SecurebuildError, subprocess.TimeoutExpired, KeyError):
         endpoints = None
     if endpoints is None:
         print(f"securebuild: starting the VM of project {project} (cold start)", file=sys.stderr)
         try:
-            endpoints = launcher.start()
+            endpoints = launcher.start().endpoints
         except ProjectVMError as exc:
             raise RunError(str(exc)) from exc
+        if endpoints is None:
+            raise RunError(f"the VM of project {project} did not report its endpoints")
     return _target(endpoints)
 
 
-def _target(endpoints: Any) -> VMTarget:
+def _target(endpoints: VMEndpoints) -> VMTarget:
     return VMTarget(
         name=endpoints.domain,
         ssh_host=endpoints.ssh_host,
@@ -208,9 +202,9 @@ def _target(endpoints: Any) -> VMTarget:
         ssh_key=endpoints.ssh_key,
         known_hosts=endpoints.known_hosts,
         docker_url=endpoints.docker_url,
-        docker_ca=endpoints.pki_dir / "ca.pem",
-        docker_cert=endpoints.pki_dir / "client-cert.pem",
-        docker_key=endpoints.pki_dir / "client-key.pem",
+        docker_ca=endpoints.pki.ca_cert,
+        docker_cert=endpoints.pki.client_cert,
+        docker_key=endpoints.pki.client_key,
     )
 
 
