@@ -413,13 +413,20 @@ def test_git_over_ssh_with_key_and_known_hosts(pipeline: Pipeline, tmp_path: Pat
     public = (tmp_path / "id_ed25519.pub").read_text().strip()
     setup = (
         "set -e; id gitsrv >/dev/null 2>&1 || useradd -m -s /usr/bin/git-shell gitsrv; "
+        "usermod -p '*' gitsrv; "  # not locked: sshd without PAM refuses locked accounts
         "cd /home/gitsrv; rm -rf app.git work; mkdir -p .ssh work; "
         f"echo 'restrict {public}' > .ssh/authorized_keys; "
         "cd work; git init -q -b main; printf 'FROM busybox\\nRUN echo via-ssh\\n' > Dockerfile; "
         "git add Dockerfile; git -c user.name=Jane -c user.email=j@example.com commit -qm ssh; "
         "cd ..; git clone -q --bare work app.git; rm -rf work; "
         "chown -R gitsrv:gitsrv /home/gitsrv; chmod 700 .ssh; "
-        "ssh-keyscan -t ed25519 127.0.0.1 2>/dev/null"
+        # the VM's sshd allows only the admin user: a second one, for gitsrv, on 127.0.0.1:2222
+        "printf 'ListenAddress 127.0.0.1\\nPort 2222\\nAllowUsers gitsrv\\n"
+        "HostKey /etc/ssh/ssh_host_ed25519_key\\nPidFile /run/sb-e2e-sshd.pid\\n"
+        "PasswordAuthentication no\\nUsePAM no\\n' > /run/sb-e2e-sshd.conf; "
+        "test -f /run/sb-e2e-sshd.pid && kill $(cat /run/sb-e2e-sshd.pid) || true; "
+        "mkdir -p /run/sshd; /usr/sbin/sshd -f /run/sb-e2e-sshd.conf; sleep 1; "
+        "ssh-keyscan -p 2222 -t ed25519 127.0.0.1 2>/dev/null"
     )
     made = pipeline.vm.ssh("sudo", "-n", "sh", "-s", stdin=setup)
     assert made.returncode == 0, made.stderr
@@ -429,7 +436,7 @@ def test_git_over_ssh_with_key_and_known_hosts(pipeline: Pipeline, tmp_path: Pat
         "ssh-1",
         {
             "source": {
-                "git": {"uri": "ssh://gitsrv@127.0.0.1/home/gitsrv/app.git"},
+                "git": {"uri": "ssh://gitsrv@127.0.0.1:2222/home/gitsrv/app.git"},
                 "sourceSecret": {"name": "ssh-auth"},
             }
         },
@@ -437,7 +444,10 @@ def test_git_over_ssh_with_key_and_known_hosts(pipeline: Pipeline, tmp_path: Pat
     secret = pipeline.secret_dir(
         "ssh-auth", {"ssh-privatekey": key.read_bytes(), "known_hosts": known_hosts}
     )
-    result = pipeline.run(build, "--secret", secret)
+    try:
+        result = pipeline.run(build, "--secret", secret)
+    finally:
+        pipeline.vm.ssh("sudo", "-n", "sh", "-s", stdin="kill $(cat /run/sb-e2e-sshd.pid)")
     assert result.rc == 0, result.text + result.stderr
     assert "via-ssh" in result.text
     assert "\tCommit:\t" in result.text
