@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -202,6 +202,7 @@ class Kube:
         *,
         query: Mapping[str, Any] | None = None,
         timeout: tuple[float, float],
+        on_open: Callable[[Any], None] | None = None,
     ) -> Iterator[bytes]:
         """GET a streaming answer (watch) and yield its lines.
 
@@ -212,6 +213,8 @@ class Kube:
             "GET", path, query=query, body=None, content_type=JSON, timeout=timeout
         )
         raw = response.response
+        if on_open is not None:
+            on_open(raw)  # lets another thread shut the stream down (urllib3 shutdown())
         try:
             if response.status >= 400:
                 data = raw.read()

@@ -21,7 +21,7 @@ import datetime as dt
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,10 +54,17 @@ class StatusChange:
     reason: str | None = _UNSET
     message: str | None = _UNSET
     fields: dict[str, Any] = field(default_factory=dict)  # other status keys (camelCase)
+    #: Keys written only when the Build's status does not have them yet.
+    defaults: dict[str, Any] = field(default_factory=dict)
+    #: Keys computed from the status as re-read (e.g. duration from startTimestamp).
+    compute: Callable[[Mapping[str, Any], str], dict[str, Any]] | None = None
 
     def apply(self, status: dict[str, Any], now: str) -> dict[str, Any]:
         """The merge-patch ``status`` object for a Build whose status is ``status``."""
-        patch: dict[str, Any] = dict(self.fields)
+        patch: dict[str, Any] = {k: v for k, v in self.defaults.items() if not status.get(k)}
+        patch.update(self.fields)
+        if self.compute is not None:
+            patch.update(self.compute({**status, **patch}, now))
         old_phase = status.get("phase") or Phase.NEW.value
         new_phase = self.phase.value if self.phase else old_phase
         if self.phase is not None:

@@ -19,6 +19,7 @@ and wakes its scheduler).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -100,6 +101,7 @@ class Reflector:
         self.stats = WatchStats()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._stream: Any = None
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> Reflector:
@@ -109,6 +111,10 @@ class Reflector:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
+        stream = self._stream
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                stream.shutdown()  # unblocks the watch thread's read at once
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -204,6 +210,7 @@ class Reflector:
             self.path,
             query=query,
             timeout=(self.timeouts.connect, self.timeouts.inactivity),
+            on_open=self._opened,
         )
         try:
             for line in lines:
@@ -214,6 +221,18 @@ class Reflector:
             if exc.gone:
                 raise _Gone from exc
             raise
+        except ClusterError:
+            if self._stop.is_set():
+                return  # our own shutdown() ended the read
+            raise
+        finally:
+            self._stream = None
+
+    def _opened(self, stream: Any) -> None:
+        self._stream = stream
+        if self._stop.is_set():
+            with contextlib.suppress(Exception):
+                stream.shutdown()
 
     def _handle_line(self, line: bytes) -> None:
         event = json.loads(line)

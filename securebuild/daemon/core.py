@@ -1,0 +1,431 @@
+"""The daemon: watch -> queue -> workers -> executor -> reporter (DESIGN section 3).
+
+Threads, and why each exists:
+
+* two reflectors (``securebuild.cluster.watch``) keep caches of the opted-in Namespaces and of
+  the non-terminal Docker Builds; every change wakes the scheduler;
+* the scheduler (also woken every ``tick`` seconds, for lease expiries) plans with
+  :mod:`securebuild.daemon.scheduler`, claims what it may start and starts a worker for it;
+* one worker per running build drives it: Pending, Running, the executor, the terminal status;
+* the renewer extends the claims of running builds; a claim that cannot be renewed is lost, and
+  its worker stops without writing anything (the new holder owns the Build).
+
+Nothing is lost on a crash: a claimed Build whose daemon died keeps its claim until the lease
+runs out; then any daemon (this one after a restart too) takes it over, kills leftovers of the
+earlier attempt on this host and runs it again, so it always ends in a terminal phase.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from securebuild.cluster import paths
+from securebuild.cluster.claims import Claim, ClaimLost, Claims
+from securebuild.cluster.client import ApiError, ClusterError, Kube
+from securebuild.cluster.events import EventRecorder
+from securebuild.cluster.status import InvalidTransition, StatusChange, StatusWriter
+from securebuild.cluster.watch import ObjectCache, Reflector, WatchTimeouts
+from securebuild.daemon import metrics
+from securebuild.daemon.config import DaemonConfig
+from securebuild.daemon.executor import Executor, Job, Outcome
+from securebuild.daemon.reporter import OwnerReporter, Reporter
+from securebuild.daemon.scheduler import Candidate, plan
+from securebuild.logs import LogStore
+from securebuild.model import Build, ModelError, validate
+from securebuild.model.logsnippet import log_snippet
+from securebuild.model.status import (
+    CANCELLED_BUILD,
+    GENERIC_BUILD_FAILED,
+    INVALID_OUTPUT_REFERENCE,
+    TERMINAL_PHASES,
+    Phase,
+    parse_timestamp,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def is_docker_build(build: Mapping[str, Any]) -> bool:
+    strategy = (build.get("spec") or {}).get("strategy") or {}
+    return strategy.get("type") == "Docker" or (
+        strategy.get("type") is None and "dockerStrategy" in strategy
+    )
+
+
+def is_active(build: Mapping[str, Any]) -> bool:
+    """A Docker build that is not terminal: the only kind the daemon keeps in memory."""
+    phase = (build.get("status") or {}).get("phase") or "New"
+    return is_docker_build(build) and phase not in TERMINAL_PHASES
+
+
+def output_reference(build: Mapping[str, Any], registry: str | None) -> str | None:
+    """``status.outputDockerImageReference``: the resolved push target, or None."""
+    to = ((build.get("spec") or {}).get("output") or {}).get("to") or {}
+    kind, name = to.get("kind"), to.get("name")
+    if not name:
+        return None
+    if kind == "DockerImage":
+        return str(name)
+    if kind == "ImageStreamTag" and registry:
+        namespace = to.get("namespace") or build["metadata"]["namespace"]
+        stream, _, tag = str(name).partition(":")
+        return f"{registry}/{namespace}/{stream}:{tag or 'latest'}"
+    return None
+
+
+@dataclass
+class Worker:
+    key: str
+    namespace: str
+    name: str
+    claim: Claim
+    build: dict[str, Any]
+    cancelled_only: bool = False
+    cancel: threading.Event = field(default_factory=threading.Event)
+    user_cancelled: bool = False
+    deadline_exceeded: bool = False
+    lost: bool = False
+    thread: threading.Thread | None = None
+
+
+class Daemon:
+    """One securebuild daemon; see the module docstring."""
+
+    def __init__(
+        self,
+        config: DaemonConfig,
+        *,
+        kube: Kube,
+        executor: Executor,
+        reporter: Reporter | None = None,
+        tick: float = 0.5,
+    ) -> None:
+        self.config = config
+        self.identity = config.identity
+        self.kube = kube
+        self.executor = executor
+        self.claims = Claims(kube, self.identity, config.timeouts.lease_seconds)
+        self.recorder = EventRecorder(kube, host=self.identity)
+        self.writer = StatusWriter(kube, self.identity, self.recorder)
+        self.reporter: Reporter = reporter or OwnerReporter(self.writer)
+        self.log_store = LogStore(config.logs)
+        self.tick = tick
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.workers: dict[str, Worker] = {}
+        self.builds = ObjectCache(keep=is_active, on_change=self._wake.set)
+        self.namespaces = ObjectCache(on_change=self._wake.set)
+        timeouts = WatchTimeouts(
+            request=config.timeouts.request_seconds,
+            inactivity=config.timeouts.watch_inactivity_seconds,
+        )
+        self.build_reflector = Reflector(
+            kube, paths.builds(), self.builds, timeouts=timeouts, name="builds"
+        )
+        self.namespace_reflector = Reflector(
+            kube,
+            paths.namespaces(),
+            self.namespaces,
+            label_selector=config.namespace_selector,
+            timeouts=timeouts,
+            name="namespaces",
+        )
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> Daemon:
+        logger.info("daemon %s starting", self.identity)
+        self.namespace_reflector.start()
+        self.build_reflector.start()
+        for target, name in ((self._schedule_loop, "scheduler"), (self._renew_loop, "renewer")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    @property
+    def ready(self) -> bool:
+        return self.build_reflector.stats.synced.is_set() and (
+            self.namespace_reflector.stats.synced.is_set()
+        )
+
+    def wait_ready(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        return self.namespace_reflector.wait_synced(timeout) and self.build_reflector.wait_synced(
+            max(0.0, deadline - time.monotonic())
+        )
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop watching and scheduling; running builds are abandoned, not failed.
+
+        Their claims run out and another daemon (or this one after a restart) takes them over.
+        """
+        logger.info("daemon %s stopping", self.identity)
+        self._stop.set()
+        self._wake.set()
+        with self._lock:
+            workers = list(self.workers.values())
+        for worker in workers:
+            worker.lost = True
+            worker.cancel.set()
+        for worker in workers:
+            if worker.thread is not None:
+                worker.thread.join(timeout)
+        for thread in self._threads:
+            thread.join(timeout)
+        self.build_reflector.stop()
+        self.namespace_reflector.stop()
+
+    # -- scheduling ----------------------------------------------------------------------
+    def _schedule_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.tick)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            if not self.ready:
+                continue
+            try:
+                self.schedule_once()
+            except (ApiError, ClusterError) as exc:
+                logger.warning("scheduling: %s", exc)
+            except Exception:
+                logger.exception("scheduling failed")
+
+    def schedule_once(self) -> None:
+        now = _utcnow()
+        opted_in = {ObjectCache.key(ns) for ns in self.namespaces.values()}
+        builds = {
+            ObjectCache.key(b): b
+            for b in self.builds.values()
+            if (b.get("metadata") or {}).get("namespace") in opted_in
+        }
+        with self._lock:
+            running = set(self.workers)
+            for key, worker in self.workers.items():
+                current = builds.get(key)
+                cancelled = bool(current and (current.get("status") or {}).get("cancelled"))
+                if cancelled and not worker.user_cancelled and not worker.cancelled_only:
+                    logger.info("build %s cancelled by the user", key)
+                    worker.user_cancelled = True
+                    worker.cancel.set()
+        metrics.QUEUED.set(
+            sum(1 for b in builds.values() if (b.get("status") or {}).get("phase", "New") == "New")
+        )
+        decisions = plan(
+            (Candidate.of(b) for b in builds.values()),
+            identity=self.identity,
+            running_here=running,
+            max_here=self.config.limits.max_concurrent_builds,
+            per_project=self.config.limits.builds_per_project,
+            now=now,
+        )
+        for candidate in decisions.supersede:
+            self._supersede(candidate)
+        for candidate in decisions.finish_cancelled:
+            self._claim_and_start(builds[candidate.key], cancelled_only=True)
+        for candidate in decisions.start:
+            self._claim_and_start(builds[candidate.key], cancelled_only=False)
+
+    def _supersede(self, candidate: Candidate) -> None:
+        """SerialLatestOnly: a newer build of the BuildConfig is queued; cancel this one."""
+        logger.info("build %s superseded by a newer build (SerialLatestOnly)", candidate.key)
+        try:
+            self.writer.write(
+                candidate.namespace,
+                candidate.name,
+                StatusChange(fields={"cancelled": True}),
+                require_claim=False,
+            )
+        except (ApiError, InvalidTransition) as exc:
+            logger.info("could not cancel superseded %s: %s", candidate.key, exc)
+
+    def _claim_and_start(self, build: Mapping[str, Any], *, cancelled_only: bool) -> None:
+        claimed = self.claims.try_claim(build)
+        if claimed is None:
+            return
+        claim, stored = claimed
+        meta = stored["metadata"]
+        key = f"{meta['namespace']}/{meta['name']}"
+        created = meta.get("creationTimestamp")
+        if created and claim.attempt == 1 and not cancelled_only:
+            waited = (_utcnow() - parse_timestamp(created)).total_seconds()
+            metrics.QUEUE_WAIT.observe(max(0.0, waited))
+        worker = Worker(key, meta["namespace"], meta["name"], claim, stored, cancelled_only)
+        worker.thread = threading.Thread(target=self._work, args=(worker,), name=f"build {key}")
+        with self._lock:
+            self.workers[key] = worker
+        worker.thread.start()
+
+    # -- renewing ------------------------------------------------------------------------
+    def _renew_loop(self) -> None:
+        interval = max(0.2, self.config.timeouts.lease_seconds / 3)
+        while not self._stop.wait(interval):
+            with self._lock:
+                workers = list(self.workers.values())
+            for worker in workers:
+                if worker.lost:
+                    continue
+                try:
+                    worker.claim = self.claims.renew(worker.namespace, worker.name)
+                except ClaimLost as exc:
+                    logger.warning("lost build %s: %s; stopping it", worker.key, exc)
+                    worker.lost = True
+                    worker.cancel.set()
+                except (ApiError, ClusterError) as exc:
+                    # Keep running: the lease is long enough for the API to come back.
+                    logger.warning("renewing %s failed: %s", worker.key, exc)
+
+    # -- one build -----------------------------------------------------------------------
+    def _work(self, worker: Worker) -> None:
+        try:
+            self._drive(worker)
+        except ClaimLost as exc:
+            logger.warning("build %s: %s; leaving it to its holder", worker.key, exc)
+        except InvalidTransition as exc:
+            logger.info("build %s: %s", worker.key, exc)
+        except Exception as exc:
+            logger.exception("build %s failed in the daemon", worker.key)
+            if not worker.lost:
+                self._fail_quietly(worker, f"securebuild: internal error: {exc}")
+        finally:
+            with self._lock:
+                self.workers.pop(worker.key, None)
+            self._wake.set()
+
+    def _fail_quietly(self, worker: Worker, line: str) -> None:
+        try:
+            log = self.log_store.log(worker.namespace, worker.name)
+            log.start()
+            log.append(line)
+            log.finish()
+            self.reporter.finished(
+                worker.namespace,
+                worker.name,
+                Outcome(Phase.FAILED, GENERIC_BUILD_FAILED.reason, GENERIC_BUILD_FAILED.message),
+                log_snippet(line),
+            )
+        except Exception as exc:  # the API may be down: the build is taken over later
+            logger.error("build %s: could not report the failure: %s", worker.key, exc)
+
+    def _drive(self, worker: Worker) -> None:
+        ns, name = worker.namespace, worker.name
+        if worker.cancelled_only:
+            self.reporter.cancelled_before_start(ns, name)
+            metrics.BUILDS.labels(Phase.CANCELLED.value, CANCELLED_BUILD.reason).inc()
+            return
+        build = worker.build
+        log = self.log_store.log(ns, name)
+        log.start()
+        if worker.claim.attempt > 1:
+            log.append(
+                f"securebuild: {self.identity} took over this build (attempt "
+                f"{worker.claim.attempt}): its previous daemon stopped renewing its claim"
+            )
+        problems = self._problems(build)
+        reference = output_reference(build, self.config.output_registry)
+        if problems:
+            outcome = self._refuse(log, problems)
+        elif reference is None:
+            log.append("error: the output image could not be resolved")
+            outcome = Outcome(
+                Phase.FAILED, INVALID_OUTPUT_REFERENCE.reason, INVALID_OUTPUT_REFERENCE.message
+            )
+        else:
+            phase = (build.get("status") or {}).get("phase") or "New"
+            if phase == "New":
+                self.reporter.pending(ns, name, reference)
+            self.reporter.running(ns, name)
+            outcome = self._execute(worker, log, reference)
+        if worker.lost:
+            log.finish()
+            return
+        log.finish()
+        snippet = log_snippet("\n".join(log.tail(5)))
+        self.reporter.finished(ns, name, outcome, snippet)
+        metrics.BUILDS.labels(outcome.phase.value, outcome.reason or "").inc()
+        logger.info("build %s/%s ended %s %s", ns, name, outcome.phase.value, outcome.reason or "")
+
+    @staticmethod
+    def _problems(build: Mapping[str, Any]) -> list[str]:
+        try:
+            parsed = Build.from_json(build)
+        except ModelError as exc:
+            return [str(p) for p in exc.problems]
+        return [str(p) for p in validate(parsed)]
+
+    @staticmethod
+    def _refuse(log: Any, problems: list[str]) -> Outcome:
+        log.append("error: the Build is not valid:")
+        for problem in problems:
+            log.append(f"  {problem}")
+        return Outcome(Phase.FAILED, GENERIC_BUILD_FAILED.reason, GENERIC_BUILD_FAILED.message)
+
+    def _execute(self, worker: Worker, log: Any, reference: str) -> Outcome:
+        current = self.kube.get(paths.build(worker.namespace, worker.name))
+        status = current.get("status") or {}
+        if status.get("cancelled"):
+            worker.user_cancelled = True
+            return Outcome(Phase.CANCELLED, CANCELLED_BUILD.reason, CANCELLED_BUILD.message)
+        deadline_s = (current.get("spec") or {}).get("completionDeadlineSeconds") or (
+            self.config.timeouts.default_completion_deadline_seconds
+        )
+        started = parse_timestamp(status.get("startTimestamp") or _utcnow().isoformat())
+        remaining = float(deadline_s) - (_utcnow() - started).total_seconds()
+
+        def deadline() -> None:
+            if not worker.cancel.is_set():
+                logger.info("build %s exceeded its completion deadline", worker.key)
+                worker.deadline_exceeded = True
+                worker.cancel.set()
+
+        timer = threading.Timer(max(0.0, remaining), deadline)
+        timer.daemon = True
+        timer.start()
+        job = Job(
+            build=current,
+            namespace=worker.namespace,
+            name=worker.name,
+            uid=str(current["metadata"]["uid"]),
+            attempt=worker.claim.attempt,
+            output_reference=reference,
+            on_line=log.append,
+        )
+        try:
+            outcome = self.executor.run(job, worker.cancel)
+        finally:
+            timer.cancel()
+        if worker.deadline_exceeded:
+            log.append(f"error: the build exceeded its completion deadline of {deadline_s} seconds")
+            return Outcome(
+                Phase.FAILED,
+                GENERIC_BUILD_FAILED.reason,
+                GENERIC_BUILD_FAILED.message,
+                stages=outcome.stages,
+            )
+        if worker.user_cancelled:
+            return Outcome(
+                Phase.CANCELLED,
+                CANCELLED_BUILD.reason,
+                CANCELLED_BUILD.message,
+                stages=outcome.stages,
+            )
+        if outcome.phase == Phase.CANCELLED:  # stopped, but by nobody we know of
+            return Outcome(
+                Phase.ERROR,
+                GENERIC_BUILD_FAILED.reason,
+                GENERIC_BUILD_FAILED.message,
+                stages=outcome.stages,
+            )
+        return outcome
