@@ -16,6 +16,7 @@ packages=(
   qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients libvirt-dev pkg-config
   debootstrap e2fsprogs genisoimage
   etcd-server apache2-utils openssl git rsync iproute2 make gcc python3-venv python3-dev
+  busybox-static
 )
 
 missing=()

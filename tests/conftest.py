@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins: list[str] = ["tests.fixtures.controlplane"]
+pytest_plugins: list[str] = [
+    "tests.fixtures.controlplane",
+    "tests.fixtures.services",
+]
 
 TIERS = ("unit", "integration", "e2e")
 _tier_seconds: dict[str, float] = defaultdict(float)

@@ -39,23 +39,19 @@ import logging
 import os
 import secrets
 import shutil
-import signal
-import socket
 import ssl
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import urllib3
 import yaml
 
+from securebuild.devenv.process import ManagedProcess, Service, ServiceError, free_port, log_tail
 from securebuild.devenv.testca import CertFiles, TestCA, write_public_key, write_signing_key
-from securebuild.errors import SecurebuildError
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +85,7 @@ _SCRUBBED_ENV = (
 )
 
 
-class ControlPlaneError(SecurebuildError):
+class ControlPlaneError(ServiceError):
     """The control plane could not start or answer; the message says how to fix it."""
 
 
@@ -141,70 +137,29 @@ def find_binaries(cache: Path = DEFAULT_CACHE) -> KubeBinaries:
     return binaries
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (the service binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _service_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
 
 
-def _tail(path: Path, lines: int = 25) -> str:
-    try:
-        text = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return f"(no log at {path})"
-    return "\n".join(text[-lines:])
+def _failure(process: ManagedProcess, what: str) -> ControlPlaneError:
+    """The error for a service that did not come up, quoting the end of its log."""
+    code = process.proc.poll() if process.proc else None
+    state = f"exited with {code}" if code is not None else "still running"
+    return ControlPlaneError(
+        f"{process.name} {what} ({state}); log {process.log_path}:\n{log_tail(process.log_path)}"
+    )
 
 
-class _Process:
-    """One service process with its log file."""
-
-    def __init__(self, name: str, argv: list[str], log: Path) -> None:
-        self.name = name
-        self.log = log
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("ab") as out:
-            out.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(argv)}\n".encode())
-            out.flush()
-            # A session of its own: Ctrl-C in a terminal reaches the launcher, which then stops
-            # the services in order, instead of the services dying half-way on their own.
-            self.popen = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=_service_env(),
-                start_new_session=True,
-            )
-
-    def running(self) -> bool:
-        return self.popen.poll() is None
-
-    def failure(self, what: str) -> ControlPlaneError:
-        code = self.popen.poll()
-        state = f"exited with {code}" if code is not None else "still running"
-        return ControlPlaneError(
-            f"{self.name} {what} ({state}); log {self.log}:\n{_tail(self.log)}"
-        )
-
-    def stop(self) -> None:
-        if self.popen.poll() is not None:
-            return
-        self.popen.send_signal(signal.SIGTERM)
-        try:
-            self.popen.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            logger.warning("%s did not stop within %.0f s; killing it", self.name, STOP_TIMEOUT)
-            self.popen.kill()
-            self.popen.wait(STOP_TIMEOUT)
+def _spawn(name: str, argv: list[str], log: Path) -> ManagedProcess:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        out.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(argv)}\n".encode())
+    process = ManagedProcess(name, argv, log, env=_service_env())
+    process.start()
+    return process
 
 
-class ControlPlane:
+class ControlPlane(Service):
     """etcd + kube-apiserver on 127.0.0.1 with OpenShift's build and image types as CRDs.
 
     ``directory``: state directory (see the module docstring); a temporary one when ``None``,
@@ -234,8 +189,8 @@ class ControlPlane:
         self.kubeconfig_dir = self.directory / "kubeconfigs"
         self.api_port = 0
         self.etcd_port = 0
-        self._etcd: _Process | None = None
-        self._apiserver: _Process | None = None
+        self._etcd: ManagedProcess | None = None
+        self._apiserver: ManagedProcess | None = None
         self.identities: dict[str, Identity] = {}
         self.ca: TestCA | None = None
         self._etcd_client_cert: CertFiles | None = None
@@ -306,14 +261,14 @@ class ControlPlane:
     def stop_apiserver(self) -> None:
         """Stop only the API server (etcd and its data stay), e.g. to test a restart."""
         if self._apiserver is not None:
-            self._apiserver.stop()
+            self._apiserver.stop(STOP_TIMEOUT)
             self._apiserver = None
 
     def start_apiserver(self) -> None:
         """Start the API server on the same port and data and wait until it is ready."""
-        if self._apiserver is not None and self._apiserver.running():
+        if self._apiserver is not None and self._apiserver.alive():
             return
-        self._apiserver = _Process(
+        self._apiserver = _spawn(
             "kube-apiserver",
             [str(self.binaries.kube_apiserver), *self._apiserver_args()],
             self.log_dir / "kube-apiserver.log",
@@ -328,17 +283,6 @@ class ControlPlane:
         revision = int(self._etcd_call("/v3/kv/range", {"key": _b64("/")})["header"]["revision"])
         self._etcd_call("/v3/kv/compaction", {"revision": revision, "physical": True})
         return revision
-
-    def __enter__(self) -> ControlPlane:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # --- preparation ------------------------------------------------------------------------
 
@@ -411,11 +355,11 @@ class ControlPlane:
     # --- etcd -------------------------------------------------------------------------------
 
     def _start_etcd(self) -> None:
-        if self._etcd is not None and self._etcd.running():
+        if self._etcd is not None and self._etcd.alive():
             return
         pki = self.pki_dir
         peer_port = free_port()
-        self._etcd = _Process(
+        self._etcd = _spawn(
             "etcd",
             [
                 str(self.binaries.etcd),
@@ -440,13 +384,13 @@ class ControlPlane:
         )
         deadline = time.monotonic() + START_TIMEOUT
         while True:
-            if not self._etcd.running():
-                raise self._etcd.failure("did not start")
+            if not self._etcd.alive():
+                raise _failure(self._etcd, "did not start")
             with contextlib.suppress(OSError, urllib3.exceptions.HTTPError, ValueError):
                 if self._etcd_get("/health").get("health") == "true":
                     return
             if time.monotonic() > deadline:
-                raise self._etcd.failure(f"not healthy after {START_TIMEOUT:.0f} s")
+                raise _failure(self._etcd, f"not healthy after {START_TIMEOUT:.0f} s")
             time.sleep(0.1)
 
     def _etcd_pool(self, timeout: float = 5.0) -> urllib3.PoolManager:
@@ -545,8 +489,8 @@ class ControlPlane:
         deadline = time.monotonic() + START_TIMEOUT
         last = ""
         while True:
-            if not self._apiserver.running():
-                raise self._apiserver.failure("did not start")
+            if not self._apiserver.alive():
+                raise _failure(self._apiserver, "did not start")
             try:
                 status, body = self.api_request("GET", "/readyz", timeout=2.0)
                 if status == 200:
@@ -555,8 +499,8 @@ class ControlPlane:
             except (OSError, urllib3.exceptions.HTTPError) as exc:
                 last = str(exc)
             if time.monotonic() > deadline:
-                raise self._apiserver.failure(
-                    f"not ready after {START_TIMEOUT:.0f} s (last answer: {last})"
+                raise _failure(
+                    self._apiserver, f"not ready after {START_TIMEOUT:.0f} s (last answer: {last})"
                 )
             time.sleep(0.2)
 
@@ -620,16 +564,17 @@ class ControlPlane:
 
     def _stop_processes(self) -> None:
         for attribute in ("_apiserver", "_etcd"):
-            process: _Process | None = getattr(self, attribute)
+            process: ManagedProcess | None = getattr(self, attribute)
             if process is not None:
-                process.stop()
+                process.stop(STOP_TIMEOUT)
                 setattr(self, attribute, None)
 
     def processes(self) -> Iterator[tuple[str, int]]:
         """(name, pid) of the running services, for status output."""
         for process in (self._etcd, self._apiserver):
-            if process is not None and process.running():
-                yield process.name, process.popen.pid
+            pid = process.pid if process is not None else None
+            if process is not None and pid is not None and process.alive():
+                yield process.name, pid
 
 
 _CLUSTER_SCOPED_PATHS = {

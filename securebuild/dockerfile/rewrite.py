@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 HOOK_ALIAS_PREFIX = "appimage"
 #: Characters that cannot stay in a shell-form RUN line as they are.
-_UNSAFE_FOR_SHELL_FORM = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+_UNSAFE_FOR_SHELL_FORM = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def _strategy_env(build: Build) -> list[tuple[str, str]]:
     for var in build.spec.strategy.docker.env:
         if var.value_from is not None and not var.value:
             raise DockerfileError(
-                f"strategy env {var.name} uses valueFrom, which must be resolved to a value "
+                f"strategy env {var.name!r} uses valueFrom, which must be resolved to a value "
                 "before the Dockerfile is rewritten"
             )
         pairs.append((var.name or "", var.value or ""))

@@ -8,6 +8,7 @@ in ``..``, then trimmed.
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -35,7 +36,7 @@ class SourceInfo:
         if not isinstance(data, Mapping):
             raise DockerfileError("source info must be a JSON object")
         known = {f.name for f in fields(cls)}
-        unknown = sorted(str(k) for k in data if k not in known)
+        unknown = sorted(json.dumps(str(k)) for k in data if k not in known)
         if unknown:
             raise DockerfileError(
                 f"source info has unknown keys {', '.join(unknown)}; "
@@ -43,7 +44,7 @@ class SourceInfo:
             )
         for key, value in data.items():
             if not isinstance(value, str):
-                raise DockerfileError(f"source info key {key} must be a string")
+                raise DockerfileError(f"source info key {json.dumps(str(key))} must be a string")
         return cls(**{str(k): str(v) for k, v in data.items()})
 
     @property

@@ -23,7 +23,7 @@ from securebuild.dockerfile.errors import DockerfileError
 
 _ESCAPE_DIRECTIVE = re.compile(r"^\s*#\s*escape\s*=\s*(\S*)\s*$", re.IGNORECASE)
 _DIRECTIVE = re.compile(r"^\s*#\s*[A-Za-z]+\s*=")
-_COMMENT = re.compile(r"^\s*#")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 #: Instructions whose arguments may be a JSON array (Docker's ``parseMaybeJSON[ToList]``).
 JSON_CAPABLE = frozenset({"RUN", "CMD", "ENTRYPOINT", "SHELL", "COPY", "ADD", "VOLUME"})
 
@@ -71,6 +71,8 @@ def _prepare(text: str) -> str:
 
 def go_json(args: list[str]) -> str:
     """``json.Marshal([]string)``: compact, HTML-safe escapes, non-ASCII kept."""
+    # A lone surrogate is not UTF-8: Go's JSON decoder turns it into U+FFFD, and so do we.
+    args = [_SURROGATE.sub("\ufffd", arg) for arg in args]
     encoded = json.dumps(args, ensure_ascii=False, separators=(",", ":"))
     for raw, escaped in (
         ("<", "\\u003c"),

@@ -6,7 +6,7 @@ endpoint, the reporter computing ``logSnippet``) read or follow it. It holds no 
 writers mask them before appending (see ``securebuild.runner.masking``).
 """
 
-from securebuild.logs.snippet import log_snippet
 from securebuild.logs.store import BuildLog, LogStore
+from securebuild.model.logsnippet import log_snippet
 
 __all__ = ["BuildLog", "LogStore", "log_snippet"]

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from securebuild.errors import SecurebuildError
-from securebuild.logs.snippet import log_snippet
+from securebuild.model.logsnippet import log_snippet
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class BuildLog:
         return list(deque(self.read(), maxlen=n))
 
     def snippet(self) -> str:
-        return log_snippet(self.tail(5))
+        return log_snippet("\n".join(self.tail(5)))
 
     def follow(
         self,

@@ -94,3 +94,25 @@ def unexpected_pod_phase(namespace: str, name: str, phase: str) -> BuildEvent:
         EventType.WARNING,
         f"Build {namespace}/{name} received a pod in pending phase event while in {phase} phase",
     )
+
+
+def failed_create_ca_config_map(error: str) -> BuildEvent:
+    return BuildEvent(
+        FAILED_CREATE,
+        EventType.WARNING,
+        f"Error creating build certificate authority configMap: {error}",
+    )
+
+
+def failed_create_global_ca_config_map(error: str) -> BuildEvent:
+    return BuildEvent(
+        FAILED_CREATE,
+        EventType.WARNING,
+        f"Error creating build proxy certificate authority configMap: {error}",
+    )
+
+
+def failed_create_sys_config_map(error: str) -> BuildEvent:
+    return BuildEvent(
+        FAILED_CREATE, EventType.WARNING, f"Error creating build system config configMap: {error}"
+    )

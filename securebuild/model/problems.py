@@ -6,6 +6,8 @@ sees all of them at once (as ``oc`` does), and callers decide whether to fail, r
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -35,8 +37,18 @@ class ModelError(SecurebuildError):
         super().__init__(f"{prefix}{first}{more}")
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.-]+")
+
+
 def join_path(base: str, key: str | int) -> str:
-    """Extend a field path: ``join_path("spec", "source")`` -> ``spec.source``; ints index."""
+    """Extend a field path: ``spec`` + ``source`` -> ``spec.source``; ints index.
+
+    A key that is not a plain word (a label key such as ``example.com/tier``, or anything a
+    tenant typed) is written JSON-quoted in brackets, ``labels["a\\nb"]``, so a path is always one
+    printable line.
+    """
     if isinstance(key, int):
         return f"{base}[{key}]"
+    if not _PLAIN_KEY.fullmatch(key):
+        return f"{base}[{json.dumps(key)}]"
     return f"{base}.{key}" if base else key

@@ -120,6 +120,12 @@ OUT_OF_MEMORY_KILLED = StatusReason(
 )
 CANCELLED_BUILD = StatusReason("CancelledBuild", "The build was cancelled by the user.")
 
+# securebuild's own: the .d2i hooks of DESIGN section 5 have no OpenShift counterpart
+# (OpenShift defines PostCommitHookFailed but never emits it), so they get reasons and messages
+# in OpenShift's style.
+PRE_BUILD_HOOK_FAILED = StatusReason("PreBuildHookFailed", "The pre_build hook has failed.")
+POST_BUILD_HOOK_FAILED = StatusReason("PostBuildHookFailed", "The post_build hook has failed.")
+
 #: Reasons whose message carries a detail; see the functions below for the message.
 REASON_GENERIC_BUILD_FAILED = GENERIC_BUILD_FAILED.reason
 REASON_CANNOT_CREATE_BUILD_POD_SPEC = "CannotCreateBuildPodSpec"

@@ -73,3 +73,10 @@ def test_daemon_minimal(ref: str, minimal: str) -> None:
 def test_invalid_image_references(ref: str) -> None:
     with pytest.raises(ImageReferenceError):
         parse_image_reference(ref)
+
+
+def test_lone_surrogates_in_json_become_replacement_characters() -> None:
+    """``CMD ["\\ud800"]`` decodes to a lone surrogate, which is not UTF-8; Go writes U+FFFD."""
+    parsed = parse_instructions('FROM a\nCMD ["\\ud800"]\n')
+    assert parsed[1].render() == 'CMD ["\ufffd"]'
+    parsed[1].render().encode("utf-8")

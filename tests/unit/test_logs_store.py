@@ -144,13 +144,13 @@ def test_expire_removes_old_logs_only(store: LogStore) -> None:
 def test_snippet_is_last_five_lines_folded() -> None:
     long = "x" * 58 + "MIDDLE" * 20 + "y" * 59
     lines = [f"l{i}" for i in range(7)] + [long]
-    snippet = log_snippet(lines)
+    snippet = log_snippet("\n".join(lines))
     assert snippet.split("\n")[:4] == ["l3", "l4", "l5", "l6"]
     folded = snippet.split("\n")[4]
     assert folded == "x" * 58 + "..." + "y" * 59
     assert len(folded) == 120
-    assert log_snippet(["a" * 120]) == "a" * 120
-    assert log_snippet([]) == ""
+    assert log_snippet("a" * 120) == "a" * 120
+    assert log_snippet("") == ""
 
 
 def test_buildlog_snippet(store: LogStore) -> None:

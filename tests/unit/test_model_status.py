@@ -81,6 +81,9 @@ REASONS = {
     "OutOfMemoryKilled": "The build pod was killed due to an out of memory condition.",
     "GenericBuildFailed": "Generic Build failure - check logs for details.",
     "CancelledBuild": "The build was cancelled by the user.",
+    # securebuild's own hook reasons (no OpenShift counterpart; DESIGN section 5)
+    "PreBuildHookFailed": "The pre_build hook has failed.",
+    "PostBuildHookFailed": "The post_build hook has failed.",
 }
 
 
@@ -214,6 +217,24 @@ def test_log_snippet_counts_bytes_like_go() -> None:
             "FailedCreate",
             "Warning",
             "Pod already exists: ns/p",
+        ),
+        (
+            events.failed_create_ca_config_map("e"),
+            "FailedCreate",
+            "Warning",
+            "Error creating build certificate authority configMap: e",
+        ),
+        (
+            events.failed_create_global_ca_config_map("e"),
+            "FailedCreate",
+            "Warning",
+            "Error creating build proxy certificate authority configMap: e",
+        ),
+        (
+            events.failed_create_sys_config_map("e"),
+            "FailedCreate",
+            "Warning",
+            "Error creating build system config configMap: e",
         ),
         (
             events.invalid_output(),
