@@ -71,9 +71,12 @@ def run(args: Any) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     daemon.start()
+    api = daemon.start_api() if config.api.listen else None
     print(f"securebuild daemon {config.identity} running", flush=True)
     try:
         stop.wait()
     finally:
+        if api is not None:
+            api.stop()
         daemon.stop()
     return 0

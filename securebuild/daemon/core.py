@@ -23,12 +23,15 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from securebuild.api import ApiServer, User
 from securebuild.cluster import paths
-from securebuild.cluster.claims import Claim, ClaimLost, Claims
+from securebuild.cluster.claims import CLAIM_ANNOTATION, Claim, ClaimLost, Claims
 from securebuild.cluster.client import ApiError, ClusterError, Kube
 from securebuild.cluster.events import EventRecorder
+from securebuild.cluster.instantiate import instantiate
 from securebuild.cluster.status import InvalidTransition, StatusChange, StatusWriter
 from securebuild.cluster.watch import ObjectCache, Reflector, WatchTimeouts
 from securebuild.daemon import metrics
@@ -38,6 +41,7 @@ from securebuild.daemon.reporter import OwnerReporter, Reporter
 from securebuild.daemon.scheduler import Candidate, plan
 from securebuild.logs import LogStore
 from securebuild.model import Build, ModelError, validate
+from securebuild.model.generate import MANUALLY_TRIGGERED, BuildRequest
 from securebuild.model.logsnippet import log_snippet
 from securebuild.model.status import (
     CANCELLED_BUILD,
@@ -47,6 +51,7 @@ from securebuild.model.status import (
     Phase,
     parse_timestamp,
 )
+from securebuild.model.types import BinaryBuildSource, BuildTriggerCause
 
 logger = logging.getLogger(__name__)
 
@@ -186,6 +191,71 @@ class Daemon:
             thread.join(timeout)
         self.build_reflector.stop()
         self.namespace_reflector.stop()
+
+    # -- binary builds -------------------------------------------------------------------
+    def upload_path(self, uid: str) -> Path:
+        """Where the uploaded input of Build ``uid`` waits for its run (name from the uid)."""
+        return self.config.state_dir / "uploads" / uid
+
+    def instantiate_binary(
+        self, namespace: str, name: str, as_file: str | None, upload: Path, user: User
+    ) -> dict[str, Any]:
+        """``instantiatebinary``: create the Build, claimed by this daemon, which has the input.
+
+        The Build is created with this daemon's claim already on it, so the daemon that holds
+        the uploaded file is the one that runs it (another replica has no copy). If this
+        daemon dies, the claim expires and the taker-over fails the fetch: the upload is gone,
+        as with OpenShift when the build pod dies.
+        """
+        claim = Claim(self.identity, _utcnow(), self.config.timeouts.lease_seconds, 1)
+        request = BuildRequest(
+            binary=BinaryBuildSource(as_file=as_file),
+            triggered_by=(BuildTriggerCause(message=MANUALLY_TRIGGERED),),
+            annotations={"securebuild.appuio.ch/requested-by": user.name},
+        )
+        try:
+            build = instantiate(
+                self.kube,
+                namespace,
+                name,
+                request,
+                annotations={CLAIM_ANNOTATION: claim.to_annotation()},
+            )
+        except BaseException:
+            upload.unlink(missing_ok=True)
+            raise
+        target = self.upload_path(str(build["metadata"]["uid"]))
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        upload.replace(target)
+        self._wake.set()
+        return build
+
+    def _get_build(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            build: dict[str, Any] = self.kube.get(paths.build(namespace, name))
+        except ApiError as exc:
+            if exc.not_found:
+                return None
+            raise
+        return build
+
+    def start_api(self) -> ApiServer:
+        api = self.config.api
+        assert api.listen and api.tls_cert and api.tls_key
+        host, _, port = api.listen.rpartition(":")
+        server = ApiServer(
+            post=lambda path, body: dict(self.kube.request("POST", path, body=body)),
+            get_build=self._get_build,
+            log_store=self.log_store,
+            host=host,
+            port=int(port),
+            cert=api.tls_cert,
+            key=api.tls_key,
+            upload_dir=self.config.state_dir / "uploads",
+            ready=lambda: self.ready,
+            instantiate_binary=self.instantiate_binary,
+        )
+        return server.start()
 
     # -- scheduling ----------------------------------------------------------------------
     def _schedule_loop(self) -> None:
@@ -354,6 +424,7 @@ class Daemon:
         log.finish()
         snippet = log_snippet("\n".join(log.tail(5)))
         self.reporter.finished(ns, name, outcome, snippet)
+        self.upload_path(str(build["metadata"]["uid"])).unlink(missing_ok=True)
         metrics.BUILDS.labels(outcome.phase.value, outcome.reason or "").inc()
         logger.info("build %s/%s ended %s %s", ns, name, outcome.phase.value, outcome.reason or "")
 
@@ -393,7 +464,9 @@ class Daemon:
         timer = threading.Timer(max(0.0, remaining), deadline)
         timer.daemon = True
         timer.start()
+        upload = self.upload_path(str(current["metadata"]["uid"]))
         job = Job(
+            binary_file=upload if upload.exists() else None,
             build=current,
             namespace=worker.namespace,
             name=worker.name,

@@ -33,6 +33,7 @@ class Job:
     attempt: int
     output_reference: str | None
     on_line: Callable[[str], None]
+    binary_file: Path | None = None  # uploaded by instantiatebinary
 
 
 @dataclass(frozen=True)
@@ -61,12 +62,15 @@ class RunInputs:
 
 def default_inputs(job: Job) -> RunInputs:
     """The Build itself as tenant data (``securebuild_build``) and the output reference."""
+    trusted: dict[str, Any] = {
+        "securebuild_output_reference": job.output_reference or "",
+        "securebuild_build_namespace": job.namespace,
+        "securebuild_build_name": job.name,
+    }
+    if job.binary_file is not None:
+        trusted["securebuild_binary_file"] = str(job.binary_file)
     return RunInputs(
-        trusted_vars={
-            "securebuild_output_reference": job.output_reference or "",
-            "securebuild_build_namespace": job.namespace,
-            "securebuild_build_name": job.name,
-        },
+        trusted_vars=trusted,
         tenant_vars={"securebuild_build": dict(job.build)},
     )
 

@@ -77,6 +77,17 @@ class Candidate:
         return self.claim is None or self.claim.holder == identity or self.claim.expired(now)
 
 
+def _occupies(c: Candidate, identity: str, running_here: set[str], now: dt.datetime) -> bool:
+    """Runs here, or holds a live claim of another daemon.
+
+    Our own claim on a build that does not run here yet (a binary upload claims its Build at
+    creation) is no occupant: it is the build waiting for the slot.
+    """
+    if c.key in running_here:
+        return True
+    return c.live_claim(now) and c.claim is not None and c.claim.holder != identity
+
+
 @dataclass(frozen=True)
 class Plan:
     start: list[Candidate]  # claim and run, in this order
@@ -99,7 +110,7 @@ def plan(
         if c.bc:
             by_bc.setdefault((c.namespace, c.bc), []).append(c)
     occupied: Counter[str] = Counter(
-        c.namespace for c in candidates if c.live_claim(now) or c.key in running_here
+        c.namespace for c in candidates if _occupies(c, identity, running_here, now)
     )
     supersede: list[Candidate] = []
     finish: list[Candidate] = []

@@ -21,7 +21,7 @@ import yaml
 
 from securebuild.cluster import ClusterAccess, Kube
 from securebuild.daemon import Daemon, DaemonConfig, PlaybookExecutor
-from securebuild.daemon.config import ClusterConfig, Limits, Timeouts
+from securebuild.daemon.config import ApiConfig, ClusterConfig, Limits, Timeouts
 from securebuild.devenv.controlplane import ControlPlane
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "daemon"
@@ -44,8 +44,10 @@ def daemon_config(
     lease: float = 5.0,
     max_builds: int = 4,
     per_project: int = 1,
+    api: ApiConfig | None = None,
 ) -> DaemonConfig:
     return DaemonConfig(
+        api=api or ApiConfig(),
         cluster=ClusterConfig(kubeconfig=plane.kubeconfig("daemon")),
         identity=identity,
         limits=Limits(max_concurrent_builds=max_builds, builds_per_project=per_project),
