@@ -18,7 +18,14 @@ from securebuild.errors import SecurebuildError
 logger = logging.getLogger(__name__)
 
 #: Modules under ``securebuild.commands`` that register subcommands, in ``--help`` order.
-COMMAND_MODULES: tuple[str, ...] = ("ca", "dev", "validate", "dockerfile", "daemon")
+COMMAND_MODULES: tuple[str, ...] = (
+    "ca",
+    "dev",
+    "validate",
+    "dockerfile",
+    "daemon",
+    "builds",
+)
 
 EXIT_USAGE = 2
 EXIT_ERROR = 1

@@ -15,6 +15,7 @@ import pytest
 import urllib3
 
 from securebuild.api import ApiServer
+from securebuild.cli import main as cli_main
 from securebuild.cluster import Kube, paths
 from securebuild.daemon import Daemon
 from securebuild.daemon.config import ApiConfig
@@ -195,3 +196,108 @@ def test_binary_upload_starts_a_build(
     assert not daemon.upload_path(build["metadata"]["uid"]).exists()  # removed after the run
     second = call(served, "POST", path, controlplane.token("alice"), body=b"x")
     assert json.loads(second.data)["metadata"]["name"] == "upload-2"
+
+
+# -- the user CLI (start-build, logs, cancel-build) against the same daemon and API ----------
+
+
+def cli(
+    served: tuple[Daemon, ApiServer, TestCA],
+    controlplane: ControlPlane,
+    capsys: pytest.CaptureFixture[str],
+    *argv: str,
+    user: str = "alice",
+) -> tuple[int, str, str]:
+    _daemon, server, ca = served
+    common = [
+        "-n",
+        f"{user}-project",
+        "--kubeconfig",
+        str(controlplane.kubeconfig(user)),
+        "--api",
+        server.url,
+        "--api-ca",
+        str(ca.files.cert),
+    ]
+    code = cli_main([*argv, *common])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def cli_bc(controlplane: ControlPlane, admin: Kube) -> str:
+    alice = kube_for(controlplane, "alice")
+    bc = {
+        "apiVersion": "build.openshift.io/v1",
+        "kind": "BuildConfig",
+        "metadata": {"name": "cli", "namespace": "alice-project"},
+        "spec": {
+            "runPolicy": "Parallel",
+            "source": {"type": "Dockerfile", "dockerfile": "FROM busybox\n"},
+            "strategy": {"type": "Docker", "dockerStrategy": {}},
+            "output": {"to": {"kind": "DockerImage", "name": "127.0.0.1:5000/alice/cli:latest"}},
+        },
+    }
+    alice.request("POST", paths.buildconfigs("alice-project"), body=bc)
+    return "cli"
+
+
+def test_cli_start_build_follow_wait_and_logs(
+    served: tuple[Daemon, ApiServer, TestCA],
+    controlplane: ControlPlane,
+    capsys: pytest.CaptureFixture[str],
+    cli_bc: str,
+) -> None:
+    code, out, err = cli(served, controlplane, capsys, "start-build", cli_bc, "-F", "-w")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "build.build.openshift.io/cli-1 started"
+    assert "Cloning source for alice-project/cli-1" in out and "Pushing image" in out
+    code, out, err = cli(served, controlplane, capsys, "logs", f"bc/{cli_bc}")
+    assert code == 0, err
+    assert "Cloning source for alice-project/cli-1" in out
+    # bob may not read alice's log through the CLI either
+    _daemon, server, ca = served
+    code = cli_main(
+        [
+            "logs",
+            "cli-1",
+            "-n",
+            "alice-project",
+            "--kubeconfig",
+            str(controlplane.kubeconfig("bob")),
+            "--api",
+            server.url,
+            "--api-ca",
+            str(ca.files.cert),
+        ]
+    )
+    _out, err = capsys.readouterr()
+    assert code == 1 and "403" in err and "cannot get resource" in err
+
+
+def test_cli_failed_build_and_cancel(
+    served: tuple[Daemon, ApiServer, TestCA],
+    controlplane: ControlPlane,
+    admin: Kube,
+    capsys: pytest.CaptureFixture[str],
+    cli_bc: str,
+) -> None:
+    code, out, err = cli(served, controlplane, capsys, "start-build", cli_bc, "-e", "FAIL=1", "-w")
+    name = out.split()[0].split("/")[1]
+    assert code == 1
+    assert f'the build alice-project/{name} status is "Failed"' in err
+    code, out, err = cli(served, controlplane, capsys, "start-build", cli_bc, "-e", "SLEEP=60")
+    assert code == 0, err
+    name = out.split()[0].split("/")[1]
+    wait_for(
+        f"{name} running",
+        lambda: phase(get_build(admin, "alice-project", name)) == "Running",
+        timeout=60,
+    )
+    code, out, err = cli(served, controlplane, capsys, "cancel-build", name)
+    assert code == 0, err
+    assert out.splitlines() == [
+        f"build.build.openshift.io/{name} marked for cancellation, waiting to be cancelled",
+        f"build.build.openshift.io/{name} cancelled",
+    ]
