@@ -63,3 +63,17 @@ def test_load_config_reports_the_file(tmp_path: Path) -> None:
         load_config(path)
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "absent.yaml")
+
+
+def test_shipped_deployment_config_uses_only_known_keys(tmp_path: Path) -> None:
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    docs = list(yaml.safe_load_all((root / "deploy" / "daemon" / "daemon.yaml").read_text()))
+    config_map = next(d for d in docs if d["kind"] == "ConfigMap")
+    data = yaml.safe_load(config_map["data"]["daemon.yaml"])
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, tmp_path)
+    # Only the files that exist in the pod are missing here.
+    problems = [line.strip() for line in str(info.value).splitlines()[1:]]
+    assert problems and all("no such file" in p for p in problems), problems
