@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dockerfile",
     "daemon",
     "builds",
+    "vm",
 )
 
 EXIT_USAGE = 2

@@ -19,7 +19,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from securebuild.cluster import paths
@@ -42,9 +42,12 @@ class Claim:
     lease_seconds: float
     attempt: int
 
-    @property
-    def expires(self) -> dt.datetime:
-        return self.renew_time + dt.timedelta(seconds=self.lease_seconds)
+    expires: dt.datetime = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Computed once: the scheduler asks every cached claim on every pass.
+        expires = self.renew_time + dt.timedelta(seconds=self.lease_seconds)
+        object.__setattr__(self, "expires", expires)
 
     def expired(self, now: dt.datetime | None = None) -> bool:
         return (now or _now()) >= self.expires

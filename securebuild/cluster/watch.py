@@ -316,6 +316,10 @@ class ObjectCache:
         with self._lock:
             return list(self._objects.values())
 
+    def items(self) -> list[tuple[str, dict[str, Any]]]:
+        with self._lock:
+            return list(self._objects.items())
+
     def keys(self) -> set[str]:
         with self._lock:
             return set(self._objects)

@@ -77,17 +77,6 @@ class Candidate:
         return self.claim is None or self.claim.holder == identity or self.claim.expired(now)
 
 
-def _occupies(c: Candidate, identity: str, running_here: set[str], now: dt.datetime) -> bool:
-    """Runs here, or holds a live claim of another daemon.
-
-    Our own claim on a build that does not run here yet (a binary upload claims its Build at
-    creation) is no occupant: it is the build waiting for the slot.
-    """
-    if c.key in running_here:
-        return True
-    return c.live_claim(now) and c.claim is not None and c.claim.holder != identity
-
-
 @dataclass(frozen=True)
 class Plan:
     start: list[Candidate]  # claim and run, in this order
@@ -109,15 +98,21 @@ def plan(
     for c in candidates:
         if c.bc:
             by_bc.setdefault((c.namespace, c.bc), []).append(c)
-    occupied: Counter[str] = Counter(
-        c.namespace for c in candidates if _occupies(c, identity, running_here, now)
-    )
+    occupied: Counter[str] = Counter()
+    free: list[Candidate] = []
+    for c in candidates:
+        held_by_other = c.claim is not None and c.claim.holder != identity and now < c.claim.expires
+        if held_by_other or c.key in running_here:
+            # Runs here, or a live claim of another daemon. Our own claim on a build that does
+            # not run here yet (a binary upload claims its Build at creation) is no occupant:
+            # it is the build waiting for the slot.
+            occupied[c.namespace] += 1
+        else:
+            free.append(c)
     supersede: list[Candidate] = []
     finish: list[Candidate] = []
     waiting: list[Candidate] = []
-    for c in candidates:
-        if c.key in running_here or not c.claimable_by(identity, now):
-            continue
+    for c in free:
         if c.cancelled:
             finish.append(c)
             continue
