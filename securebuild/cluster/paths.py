@@ -46,5 +46,9 @@ def events(namespace: str) -> str:
     return f"/api/v1/namespaces/{quote(namespace)}/events"
 
 
+def imagestreams(namespace: str) -> str:
+    return f"{IMAGE_API}/namespaces/{quote(namespace)}/imagestreams"
+
+
 def imagestream(namespace: str, name: str) -> str:
-    return f"{IMAGE_API}/namespaces/{quote(namespace)}/imagestreams/{quote(name)}"
+    return f"{imagestreams(namespace)}/{quote(name)}"

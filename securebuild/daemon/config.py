@@ -29,6 +29,9 @@ Example (every key optional except ``cluster``)::
     log_dir: null                # default: <state_dir>/logs
     log_retention_days: 7
     output_registry: null        # host[:port] ImageStreamTag outputs are pushed to
+    # Record pushed images in ImageStream status tags. Only for a plain registry: OpenShift's
+    # integrated registry does it itself on push (reference 7.2), never turn it on there.
+    record_imagestream_tags: false
     api:
       listen: 127.0.0.1:8443     # null: no HTTPS API
       tls_cert: null
@@ -104,6 +107,7 @@ class DaemonConfig:
     log_dir: Path | None = None
     log_retention_days: float = 7.0
     output_registry: str | None = None
+    record_imagestream_tags: bool = False
     api: ApiConfig = field(default_factory=ApiConfig)
 
     @property
@@ -280,6 +284,7 @@ def parse_config(data: Any, base: Path) -> DaemonConfig:
         log_dir=top.path("log_dir"),
         log_retention_days=top.number("log_retention_days", 7, minimum=0),
         output_registry=top.string("output_registry"),
+        record_imagestream_tags=top.boolean("record_imagestream_tags", False),
         api=api,
     )
     if config.inventory is not None and not config.inventory.exists():

@@ -31,6 +31,7 @@ from securebuild.cluster import paths
 from securebuild.cluster.claims import CLAIM_ANNOTATION, Claim, ClaimLost, Claims
 from securebuild.cluster.client import ApiError, ClusterError, Kube
 from securebuild.cluster.events import EventRecorder
+from securebuild.cluster.imagestreams import record_push
 from securebuild.cluster.instantiate import instantiate
 from securebuild.cluster.status import InvalidTransition, StatusChange, StatusWriter
 from securebuild.cluster.watch import ObjectCache, Reflector, WatchTimeouts
@@ -436,9 +437,46 @@ class Daemon:
         log.finish()
         snippet = log_snippet("\n".join(log.tail(5)))
         self.reporter.finished(ns, name, outcome, snippet)
+        if outcome.phase == Phase.COMPLETE:
+            self._after_success(build, outcome)
         self.upload_path(str(build["metadata"]["uid"])).unlink(missing_ok=True)
         metrics.BUILDS.labels(outcome.phase.value, outcome.reason or "").inc()
         logger.info("build %s/%s ended %s %s", ns, name, outcome.phase.value, outcome.reason or "")
+
+    def _after_success(self, build: Mapping[str, Any], outcome: Outcome) -> None:
+        """spec.revision from the clone; the ImageStream tag if the config asks for it."""
+        meta = build["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        if outcome.revision and not (build.get("spec") or {}).get("revision"):
+            try:  # the builder sets it once, like OpenShift's git-clone container
+                self.kube.request(
+                    "PATCH",
+                    paths.build(ns, name),
+                    body={"spec": {"revision": dict(outcome.revision)}},
+                    content_type="application/merge-patch+json",
+                )
+            except (ApiError, ClusterError) as exc:
+                logger.warning("build %s/%s: spec.revision not written: %s", ns, name, exc)
+        to = ((build.get("spec") or {}).get("output") or {}).get("to") or {}
+        registry = self.config.output_registry
+        if (
+            self.config.record_imagestream_tags
+            and registry
+            and outcome.image_digest
+            and to.get("kind") == "ImageStreamTag"
+        ):
+            stream, _, tag = str(to.get("name")).partition(":")
+            try:
+                record_push(
+                    self.kube,
+                    registry,
+                    to.get("namespace") or ns,
+                    stream,
+                    tag or "latest",
+                    outcome.image_digest,
+                )
+            except (ApiError, ClusterError) as exc:
+                logger.warning("build %s/%s: ImageStream tag not recorded: %s", ns, name, exc)
 
     @staticmethod
     def _problems(build: Mapping[str, Any]) -> list[str]:

@@ -45,8 +45,10 @@ def daemon_config(
     max_builds: int = 4,
     per_project: int = 1,
     api: ApiConfig | None = None,
+    **extra: Any,
 ) -> DaemonConfig:
     return DaemonConfig(
+        **extra,
         api=api or ApiConfig(),
         cluster=ClusterConfig(kubeconfig=plane.kubeconfig("daemon")),
         identity=identity,

@@ -348,3 +348,37 @@ def test_sigkill_mid_build_is_taken_over_and_ends_terminal(
     assert done == [f"{ns}/app-1"]  # the killed attempt never finished: run to the end once
     events = Counter(e["reason"] for e in build_events(admin, ns, "app-1"))
     assert events == {"BuildStarted": 1, "BuildCompleted": 1}
+
+
+def test_imagestream_output_is_recorded_and_revision_set(
+    controlplane: ControlPlane, admin: Kube, runs_file: Path, tmp_path: Path
+) -> None:
+    ns = create_namespace(admin, unique("istag"))
+    body = build_body(ns, "app-1")
+    body["spec"]["output"] = {"to": {"kind": "ImageStreamTag", "name": "app:v1"}}
+    body["spec"]["strategy"]["dockerStrategy"]["env"] = [
+        {"name": "RUNS_FILE", "value": str(runs_file)}
+    ]
+    admin.request("POST", paths.builds(ns), body=body)
+    with running_daemon(
+        controlplane,
+        tmp_path / "state",
+        "daemon-istag",
+        output_registry="registry.test:5000",
+        record_imagestream_tags=True,
+    ):
+        build = wait_phase(admin, ns, "app-1", TERMINAL)
+        assert phase(build) == "Complete"
+        wait_for(
+            "spec.revision",
+            lambda: get_build(admin, ns, "app-1")["spec"].get("revision"),
+        )
+    build = get_build(admin, ns, "app-1")
+    digest = "sha256:" + "0" * 63 + "7"
+    assert build["status"]["outputDockerImageReference"] == f"registry.test:5000/{ns}/app:v1"
+    assert build["spec"]["revision"]["git"]["commit"] == "0" * 39 + "1"
+    stream = admin.get(paths.imagestream(ns, "app"))
+    tags = {t["tag"]: t for t in stream["status"]["tags"]}
+    assert tags["v1"]["items"][0]["dockerImageReference"] == f"registry.test:5000/{ns}/app@{digest}"
+    assert tags["v1"]["items"][0]["image"] == digest
+    assert stream["status"]["dockerImageRepository"] == f"registry.test:5000/{ns}/app"
