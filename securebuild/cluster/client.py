@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import urllib3
 from kubernetes import client as k8s_client
@@ -238,6 +239,41 @@ class Kube:
         finally:
             raw.release_conn()
             raw.close()
+
+
+T = TypeVar("T")
+
+
+def transient(exc: BaseException) -> bool:
+    """Worth retrying: no answer at all, 429, or a 5xx from the API server."""
+    if isinstance(exc, ClusterError):
+        return True
+    return isinstance(exc, ApiError) and (exc.status == 429 or exc.status >= 500)
+
+
+def retry_transient(
+    call: Callable[[], T],
+    *,
+    timeout: float,
+    what: str,
+    stop: Callable[[], bool] = lambda: False,
+) -> T:
+    """``call()``, retried with backoff while it fails transiently, for up to ``timeout`` s.
+
+    Used where giving up would lose work: the final status of a build that ran while the API
+    server was restarting must still be written once it is back.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.2
+    while True:
+        try:
+            return call()
+        except (ApiError, ClusterError) as exc:
+            if not transient(exc) or time.monotonic() + delay > deadline or stop():
+                raise
+            logger.warning("%s: %s; retrying in %.1f s", what, exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def _query_value(value: Any) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 
 from securebuild.cluster import paths
 from securebuild.cluster.claims import Claim, ClaimLost
-from securebuild.cluster.client import MERGE_PATCH, ApiError, Kube
+from securebuild.cluster.client import MERGE_PATCH, ApiError, Kube, retry_transient
 from securebuild.cluster.events import EventRecorder
 from securebuild.errors import SecurebuildError
 from securebuild.model import events as model_events
@@ -128,11 +128,19 @@ def _set_or_drop(target: dict[str, Any], key: str, value: str | None) -> None:
 class StatusWriter:
     """Status writes for the Builds this daemon holds."""
 
-    def __init__(self, kube: Kube, identity: str, recorder: EventRecorder) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        identity: str,
+        recorder: EventRecorder,
+        *,
+        transient_timeout: float = 300.0,
+    ) -> None:
         self.kube = kube
         self.identity = identity
         self.recorder = recorder
         self.conflicts = 0  # for tests and metrics
+        self.transient_timeout = transient_timeout
 
     def write(
         self,
@@ -142,7 +150,25 @@ class StatusWriter:
         *,
         require_claim: bool = True,
     ) -> dict[str, Any]:
-        """Apply ``change``; return the stored Build. Raises ClaimLost or InvalidTransition."""
+        """Apply ``change``; return the stored Build. Raises ClaimLost or InvalidTransition.
+
+        An API server that does not answer (restarting) is retried for ``transient_timeout``
+        seconds: the status of a build that ran meanwhile must not be lost.
+        """
+        return retry_transient(
+            lambda: self._write(namespace, name, change, require_claim=require_claim),
+            timeout=self.transient_timeout,
+            what=f"status of {namespace}/{name}",
+        )
+
+    def _write(
+        self,
+        namespace: str,
+        name: str,
+        change: StatusChange,
+        *,
+        require_claim: bool,
+    ) -> dict[str, Any]:
         delay = CONFLICT_BACKOFF
         for _ in range(CONFLICT_RETRIES):
             build: dict[str, Any] = self.kube.get(paths.build(namespace, name))

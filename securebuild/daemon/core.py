@@ -29,7 +29,7 @@ from typing import Any
 from securebuild.api import ApiServer, User
 from securebuild.cluster import paths
 from securebuild.cluster.claims import CLAIM_ANNOTATION, Claim, ClaimLost, Claims
-from securebuild.cluster.client import ApiError, ClusterError, Kube
+from securebuild.cluster.client import ApiError, ClusterError, Kube, retry_transient
 from securebuild.cluster.events import EventRecorder
 from securebuild.cluster.imagestreams import record_push
 from securebuild.cluster.instantiate import instantiate
@@ -55,6 +55,9 @@ from securebuild.model.status import (
 from securebuild.model.types import BinaryBuildSource, BuildTriggerCause
 
 logger = logging.getLogger(__name__)
+
+#: How often build logs older than ``log_retention_days`` are removed (seconds).
+LOG_EXPIRY_INTERVAL = 3600.0
 
 
 def _utcnow() -> dt.datetime:
@@ -354,7 +357,14 @@ class Daemon:
     # -- renewing ------------------------------------------------------------------------
     def _renew_loop(self) -> None:
         interval = max(0.2, self.config.timeouts.lease_seconds / 3)
+        next_expiry = 0.0
         while not self._stop.wait(interval):
+            if time.monotonic() >= next_expiry:
+                next_expiry = time.monotonic() + LOG_EXPIRY_INTERVAL
+                try:
+                    self.log_store.expire(self.config.log_retention_days)
+                except OSError as exc:
+                    logger.warning("expiring build logs: %s", exc)
             with self._lock:
                 workers = list(self.workers.values())
             for worker in workers:
@@ -494,7 +504,11 @@ class Daemon:
         return Outcome(Phase.FAILED, GENERIC_BUILD_FAILED.reason, GENERIC_BUILD_FAILED.message)
 
     def _execute(self, worker: Worker, log: Any, reference: str) -> Outcome:
-        current = self.kube.get(paths.build(worker.namespace, worker.name))
+        current = retry_transient(
+            lambda: self.kube.get(paths.build(worker.namespace, worker.name)),
+            timeout=self.config.timeouts.lease_seconds,
+            what=f"reading {worker.key}",
+        )
         status = current.get("status") or {}
         if status.get("cancelled"):
             worker.user_cancelled = True

@@ -382,3 +382,20 @@ def test_imagestream_output_is_recorded_and_revision_set(
     assert tags["v1"]["items"][0]["dockerImageReference"] == f"registry.test:5000/{ns}/app@{digest}"
     assert tags["v1"]["items"][0]["image"] == digest
     assert stream["status"]["dockerImageRepository"] == f"registry.test:5000/{ns}/app"
+
+
+def test_apiserver_restart_mid_build_still_completes(
+    controlplane: ControlPlane, admin: Kube, runs_file: Path, tmp_path: Path
+) -> None:
+    ns = create_namespace(admin, unique("restart"))
+    with running_daemon(controlplane, tmp_path / "state", "daemon-restart", lease=10.0):
+        make_build(admin, ns, "app-1", runs_file, env={"SLEEP": "8"})
+        wait_for("the run to start", lambda: runs(runs_file), timeout=60)
+        controlplane.stop_apiserver()
+        time.sleep(3.0)  # the run goes on; renewals fail and are retried
+        controlplane.start_apiserver()
+        build = wait_phase(admin, ns, "app-1", TERMINAL, timeout=90)
+    assert phase(build) == "Complete", build["status"]
+    claim = Claim.of(build)
+    assert claim is not None and claim.attempt == 1  # never lost, never re-run
+    assert [w for w, _k, _t in runs(runs_file)] == ["start", "done"]
