@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import shutil
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,8 @@ from securebuild.model.status import (
     parse_timestamp,
 )
 from securebuild.model.types import BinaryBuildSource, BuildTriggerCause
+from securebuild.pki import ProjectPKI
+from securebuild.runner import PlaybookRun, RunSpec
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +95,37 @@ def output_reference(build: Mapping[str, Any], registry: str | None) -> str | No
     return None
 
 
+class _NamespaceCache(ObjectCache):
+    """Opted-in namespaces; one being deleted (deletionTimestamp, or gone) is reported."""
+
+    def __init__(self, on_change: Callable[[], None], deleted: Callable[[str], None]) -> None:
+        super().__init__(
+            keep=lambda ns: not (ns.get("metadata") or {}).get("deletionTimestamp"),
+            on_change=on_change,
+        )
+        self._deleted = deleted
+
+    def replace(self, objects: list[dict[str, Any]]) -> None:
+        super().replace(objects)
+        for obj in objects:
+            if (obj.get("metadata") or {}).get("deletionTimestamp"):
+                self._deleted(self.key(obj))
+
+    def event(self, kind: str, obj: dict[str, Any]) -> None:
+        super().event(kind, obj)
+        meta = obj.get("metadata") or {}
+        if meta.get("deletionTimestamp") or (kind == "DELETED" and self._really_gone(obj)):
+            self._deleted(self.key(obj))
+
+    @staticmethod
+    def _really_gone(obj: Mapping[str, Any]) -> bool:
+        """DELETED also means "label removed" on a label-selected watch: only a namespace
+        whose deletion started counts (the event carries its last state)."""
+        return bool((obj.get("metadata") or {}).get("deletionTimestamp")) or (
+            (obj.get("status") or {}).get("phase") == "Terminating"
+        )
+
+
 @dataclass
 class Worker:
     key: str
@@ -118,6 +152,7 @@ class Daemon:
         executor: Executor,
         reporter: Reporter | None = None,
         tick: float = 0.5,
+        project_cleanup: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
         self.identity = config.identity
@@ -134,7 +169,9 @@ class Daemon:
         self._lock = threading.Lock()
         self.workers: dict[str, Worker] = {}
         self.builds = ObjectCache(keep=is_active, on_change=self._wake.set)
-        self.namespaces = ObjectCache(on_change=self._wake.set)
+        self.namespaces = _NamespaceCache(self._wake.set, self._namespace_deleted)
+        self.project_cleanup: Callable[[str], None] = project_cleanup or self._remove_project
+        self._cleaned: set[str] = set()
         timeouts = WatchTimeouts(
             request=config.timeouts.request_seconds,
             inactivity=config.timeouts.watch_inactivity_seconds,
@@ -196,6 +233,51 @@ class Daemon:
             thread.join(timeout)
         self.build_reflector.stop()
         self.namespace_reflector.stop()
+
+    # -- deleted projects ----------------------------------------------------------------
+    def _namespace_deleted(self, namespace: str) -> None:
+        """A watched namespace is being deleted: remove its VM and CA (once, in the background)."""
+        with self._lock:
+            if namespace in self._cleaned:
+                return
+            self._cleaned.add(namespace)
+        threading.Thread(
+            target=self._cleanup_project,
+            args=(namespace,),
+            name=f"cleanup {namespace}",
+            daemon=True,
+        ).start()
+
+    def _cleanup_project(self, namespace: str) -> None:
+        try:
+            self.project_cleanup(namespace)
+            logger.info("project %s deleted: VM and CA removed", namespace)
+        except Exception:
+            logger.exception("cleaning up deleted project %s failed", namespace)
+
+    def _remove_project(self, namespace: str) -> None:
+        """Default cleanup: ``vm-destroy.yml`` for the project, then its PKI directory."""
+        project_dir = self.config.executor.project_dir or Path(__file__).resolve().parents[2]
+        playbook = project_dir / "playbooks" / "vm-destroy.yml"
+        if playbook.is_file() and self.config.inventory is not None:
+            result = PlaybookRun(
+                RunSpec(
+                    build_uid=f"cleanup-{namespace}",
+                    attempt=1,
+                    project_dir=project_dir,
+                    playbook="playbooks/vm-destroy.yml",
+                    inventory=self.config.inventory,
+                    trusted_vars={"securebuild_project": namespace},
+                ),
+                base_dir=self.config.state_dir / "runs",
+                on_line=lambda line: logger.info("vm-destroy %s: %s", namespace, line),
+            ).run()
+            if not result.succeeded:
+                raise RuntimeError(f"vm-destroy.yml for {namespace} ended {result.status}")
+        else:
+            logger.info("no vm-destroy.yml or inventory: only the CA of %s is removed", namespace)
+        pki = ProjectPKI(self.config.state_dir, namespace).directory
+        shutil.rmtree(pki, ignore_errors=True)
 
     # -- binary builds -------------------------------------------------------------------
     def upload_path(self, uid: str) -> Path:
@@ -284,6 +366,7 @@ class Daemon:
         builds = {key: b for key, b in self.builds.items() if key.partition("/")[0] in opted_in}
         with self._lock:
             running = set(self.workers)
+            metrics.RUNNING.set(len(running))
             for key, worker in self.workers.items():
                 current = builds.get(key)
                 cancelled = bool(current and (current.get("status") or {}).get("cancelled"))
@@ -451,6 +534,10 @@ class Daemon:
             self._after_success(build, outcome)
         self.upload_path(str(build["metadata"]["uid"])).unlink(missing_ok=True)
         metrics.BUILDS.labels(outcome.phase.value, outcome.reason or "").inc()
+        for stage in outcome.stages:
+            millis = stage.get("durationMilliseconds")
+            if stage.get("name") and isinstance(millis, int):
+                metrics.STAGE_SECONDS.labels(stage["name"]).observe(millis / 1000)
         logger.info("build %s/%s ended %s %s", ns, name, outcome.phase.value, outcome.reason or "")
 
     def _after_success(self, build: Mapping[str, Any], outcome: Outcome) -> None:

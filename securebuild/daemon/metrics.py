@@ -15,3 +15,10 @@ QUEUE_WAIT = Histogram(
     buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
 )
 QUEUED = Gauge("securebuild_builds_queued", "Builds in phase New in opted-in namespaces")
+STAGE_SECONDS = Histogram(
+    "securebuild_build_stage_seconds",
+    "Duration of the stages of finished builds (FetchInputs, PullImages, Build, PushImage)",
+    ["stage"],
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600),
+)
+RUNNING = Gauge("securebuild_builds_running", "Builds this daemon is running now")

@@ -20,6 +20,7 @@ from securebuild.cluster import Kube, paths
 from securebuild.cluster.claims import Claim
 from securebuild.daemon import Daemon
 from securebuild.devenv.controlplane import ControlPlane
+from securebuild.pki import ProjectPKI
 from tests.helpers.cluster import (
     build_body,
     build_events,
@@ -399,3 +400,26 @@ def test_apiserver_restart_mid_build_still_completes(
     claim = Claim.of(build)
     assert claim is not None and claim.attempt == 1  # never lost, never re-run
     assert [w for w, _k, _t in runs(runs_file)] == ["start", "done"]
+
+
+def test_deleted_project_loses_its_ca(
+    controlplane: ControlPlane, admin: Kube, tmp_path: Path
+) -> None:
+    """The CA goes; the VM part (vm-destroy.yml) is exercised by the e2e tests."""
+    ns = create_namespace(admin, unique("gone"))
+    kept = create_namespace(admin, unique("kept"))
+    state = tmp_path / "state"
+    pki = ProjectPKI.ensure(state, ns)
+    other = ProjectPKI.ensure(state, kept)
+    with running_daemon(controlplane, state, "daemon-gone"):
+        # Opting out is not deleting: the CA stays.
+        admin.request(
+            "PATCH",
+            paths.namespace(kept),
+            body={"metadata": {"labels": {"securebuild.appuio.ch/enabled": None}}},
+            content_type="application/merge-patch+json",
+        )
+        admin.request("DELETE", paths.namespace(ns))
+        wait_for("the CA of the deleted project to go", lambda: not pki.directory.exists())
+        time.sleep(1.0)
+    assert other.ca_cert.exists()

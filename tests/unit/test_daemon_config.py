@@ -77,3 +77,18 @@ def test_shipped_deployment_config_uses_only_known_keys(tmp_path: Path) -> None:
     # Only the files that exist in the pod are missing here.
     problems = [line.strip() for line in str(info.value).splitlines()[1:]]
     assert problems and all("no such file" in p for p in problems), problems
+
+
+def test_daemon_check_validates_without_the_cluster(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from securebuild.cli import main
+
+    (tmp_path / "kubeconfig").write_text("{}")
+    config = tmp_path / "daemon.yaml"
+    config.write_text("cluster: {kubeconfig: kubeconfig}\nidentity: d1\n")
+    assert main(["daemon", "--config", str(config), "--check"]) == 0
+    assert "valid (identity d1)" in capsys.readouterr().out
+    config.write_text("cluster: {kubeconfig: kubeconfig}\nlimits: {max_concurrent: 2}\n")
+    assert main(["daemon", "--config", str(config), "--check"]) == 1
+    assert "limits.max_concurrent: unknown key" in capsys.readouterr().err
