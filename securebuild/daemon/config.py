@@ -16,7 +16,7 @@ Example (every key optional except ``cluster``)::
     executor:
       project_dir: /usr/share/securebuild       # holds playbooks/
       playbook: playbooks/build.yml
-      cleanup_playbook: playbooks/build-cleanup.yml
+      cleanup_playbook: playbooks/build-cleanup.yml   # null: no cleanup run
     limits:
       max_concurrent_builds: 4   # on this daemon
       builds_per_project: 1      # running at once in one namespace, over all daemons
@@ -233,10 +233,13 @@ def parse_config(data: Any, base: Path) -> DaemonConfig:
         top.problem("namespace_selector", problem)
 
     e = top.section("executor")
+    e.used.add("cleanup_playbook")
     executor = ExecutorConfig(
         project_dir=e.path("project_dir"),
         playbook=e.string("playbook", "playbooks/build.yml") or "playbooks/build.yml",
-        cleanup_playbook=e.string("cleanup_playbook", "playbooks/build-cleanup.yml"),
+        cleanup_playbook=e.string("cleanup_playbook", "playbooks/build-cleanup.yml")
+        if e.data.get("cleanup_playbook", "") is not None
+        else None,  # an explicit null turns the cleanup run off
     )
     e.finish()
 

@@ -423,3 +423,32 @@ def test_deleted_project_loses_its_ca(
         wait_for("the CA of the deleted project to go", lambda: not pki.directory.exists())
         time.sleep(1.0)
     assert other.ca_cert.exists()
+
+
+def test_sigterm_abandons_running_builds_to_the_next_daemon(
+    controlplane: ControlPlane, admin: Kube, runs_file: Path, tmp_path: Path
+) -> None:
+    ns = create_namespace(admin, unique("term"))
+    state = tmp_path / "state"
+    config = daemon_config(controlplane, state, "daemon-term-1", lease=3.0)
+    first = DaemonProcess(write_config_file(config, tmp_path / "one.yaml"), tmp_path / "one.log")
+    first.start()
+    try:
+        make_build(admin, ns, "app-1", runs_file, env={"SLEEP": "30"})
+        wait_for("the first run to start", lambda: runs(runs_file), timeout=60)
+        started = time.monotonic()
+        first.stop()  # SIGTERM
+        assert first.popen is not None and first.popen.returncode == 0
+        assert time.monotonic() - started < 15
+    finally:
+        first.stop()
+    build = get_build(admin, ns, "app-1")
+    assert phase(build) == "Running"  # abandoned, not failed
+    with running_daemon(controlplane, state, "daemon-term-2", lease=3.0):
+        make_build(admin, ns, "app-2", runs_file)  # queued behind app-1 (one per project)
+        done = wait_phase(admin, ns, "app-1", TERMINAL, timeout=120)
+        wait_phase(admin, ns, "app-2", TERMINAL, timeout=120)
+    assert phase(done) == "Complete"
+    claim = Claim.of(done)
+    assert claim is not None and claim.holder == "daemon-term-2" and claim.attempt == 2
+    assert [k for w, k, _ in runs(runs_file) if w == "done"] == [f"{ns}/app-1", f"{ns}/app-2"]

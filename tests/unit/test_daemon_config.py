@@ -92,3 +92,10 @@ def test_daemon_check_validates_without_the_cluster(
     config.write_text("cluster: {kubeconfig: kubeconfig}\nlimits: {max_concurrent: 2}\n")
     assert main(["daemon", "--config", str(config), "--check"]) == 1
     assert "limits.max_concurrent: unknown key" in capsys.readouterr().err
+
+
+def test_cleanup_playbook_can_be_turned_off(tmp_path: Path) -> None:
+    base = {"cluster": {"in_cluster": True}}
+    assert parse_config(base, tmp_path).executor.cleanup_playbook == "playbooks/build-cleanup.yml"
+    off = parse_config({**base, "executor": {"cleanup_playbook": None}}, tmp_path)
+    assert off.executor.cleanup_playbook is None
