@@ -14,6 +14,7 @@ uploads, not worth a framework. Errors are Kubernetes ``Status`` objects.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import re
@@ -47,6 +48,9 @@ API_ERRORS = Counter("securebuild_api_errors_total", "HTTPS API answers >= 400",
 InstantiateBinary = Callable[[str, str, str | None, Path, User], dict[str, Any]]
 #: (namespace, name) -> the Build, or None if it does not exist
 GetBuild = Callable[[str, str], dict[str, Any] | None]
+#: the Build -> base URL of the replica that holds its log, or None if it is here (or nowhere)
+LocateLog = Callable[[dict[str, Any]], str | None]
+FORWARDED_HEADER = "X-Securebuild-Forwarded"
 
 
 class BuildLogView(Protocol):
@@ -155,6 +159,11 @@ class _Handler(BaseHTTPRequestHandler):
                     400, f"build {name} is in an error state. No logs are available.", "BadRequest"
                 )
                 return
+        if not log.exists and not self.headers.get(FORWARDED_HEADER):
+            peer = self.server.locate_log(build)
+            if peer is not None:
+                self._forward(peer)
+                return
         follow = query.get("follow", ["false"])[0] in ("true", "1")
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
@@ -167,6 +176,44 @@ class _Handler(BaseHTTPRequestHandler):
             self._chunk(b"")
         except (BrokenPipeError, ConnectionResetError):
             logger.debug("log reader of %s/%s went away", namespace, name)
+
+    def _forward(self, peer: str) -> None:
+        """The log is on the replica that ran the build: relay the request there.
+
+        The caller's token goes along and the peer checks it again (TokenReview and
+        SubjectAccessReview); the peer's certificate is verified against ``peer_ca``.
+        """
+        url = urllib.parse.urlsplit(peer)
+        connection = http.client.HTTPSConnection(
+            url.hostname or "", url.port or 443, context=self.server.peer_context, timeout=30
+        )
+        try:
+            connection.request(
+                "GET",
+                self.path,
+                headers={
+                    "Authorization": self.headers.get("Authorization", ""),
+                    FORWARDED_HEADER: "1",
+                },
+            )
+            answer = connection.getresponse()
+            if answer.status != 200:
+                body = answer.read()
+                self._send(answer.status, body, answer.getheader("Content-Type", "text/plain"))
+                return
+            connection.sock.settimeout(None)  # a follow may be silent for long
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            while chunk := answer.read1(65536):
+                self._chunk(chunk)
+            self._chunk(b"")
+        except (OSError, http.client.HTTPException) as exc:
+            logger.warning("forwarding a log request to %s: %s", peer, exc)
+            self._status(503, "the replica holding this log is not reachable", "ServiceUnavailable")
+        finally:
+            connection.close()
 
     def _chunk(self, data: bytes) -> None:
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
@@ -237,6 +284,8 @@ def _read(log: Any) -> Any:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     get_build: GetBuild
+    locate_log: LocateLog
+    peer_context: ssl.SSLContext
     authn: Authenticator
     authz: Authorizer
     log_store: LogSource
@@ -262,6 +311,8 @@ class ApiServer:
         upload_dir: Path,
         ready: Callable[[], bool] = lambda: True,
         instantiate_binary: InstantiateBinary | None = None,
+        locate_log: LocateLog = lambda _build: None,
+        peer_ca: Path | None = None,
     ) -> None:
         self._server = _Server((host, port), _Handler)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -269,6 +320,12 @@ class ApiServer:
         context.load_cert_chain(str(cert), str(key))
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._server.get_build = get_build
+        self._server.locate_log = locate_log
+        # Replicas are reached by pod IP, which no certificate names: the chain is checked
+        # against the private peer CA (default: our own certificate, shared by all replicas).
+        peer_context = ssl.create_default_context(cafile=str(peer_ca or cert))
+        peer_context.check_hostname = False
+        self._server.peer_context = peer_context
         self._server.authn = Authenticator(post)
         self._server.authz = Authorizer(post)
         self._server.log_store = log_store

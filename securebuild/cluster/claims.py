@@ -41,7 +41,8 @@ class Claim:
     renew_time: dt.datetime
     lease_seconds: float
     attempt: int
-
+    #: URL of the holder's HTTPS API: other replicas forward log requests there.
+    api: str | None = None
     expires: dt.datetime = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -53,16 +54,16 @@ class Claim:
         return (now or _now()) >= self.expires
 
     def to_annotation(self) -> str:
-        return json.dumps(
-            {
-                "holder": self.holder,
-                # Sub-second precision: leases in tests are a few seconds long.
-                "renewTime": self.renew_time.astimezone(dt.UTC).isoformat(timespec="milliseconds"),
-                "leaseSeconds": self.lease_seconds,
-                "attempt": self.attempt,
-            },
-            sort_keys=True,
-        )
+        data: dict[str, Any] = {
+            "holder": self.holder,
+            # Sub-second precision: leases in tests are a few seconds long.
+            "renewTime": self.renew_time.astimezone(dt.UTC).isoformat(timespec="milliseconds"),
+            "leaseSeconds": self.lease_seconds,
+            "attempt": self.attempt,
+        }
+        if self.api:
+            data["api"] = self.api
+        return json.dumps(data, sort_keys=True)
 
     @classmethod
     def of(cls, build: Mapping[str, Any]) -> Claim | None:
@@ -78,6 +79,7 @@ class Claim:
                 renew_time=parse_timestamp(str(data["renewTime"])),
                 lease_seconds=float(data["leaseSeconds"]),
                 attempt=int(data.get("attempt", 1)),
+                api=str(data["api"]) if data.get("api") else None,
             )
         except (ValueError, KeyError, TypeError):
             logger.warning("ignoring unreadable claim %r", raw[:200])
@@ -97,10 +99,13 @@ class ClaimLost(Exception):
 class Claims:
     """Claim, renew and check Builds for one daemon identity."""
 
-    def __init__(self, kube: Kube, identity: str, lease_seconds: float) -> None:
+    def __init__(
+        self, kube: Kube, identity: str, lease_seconds: float, *, api: str | None = None
+    ) -> None:
         self.kube = kube
         self.identity = identity
         self.lease_seconds = lease_seconds
+        self.api = api
 
     def _patch(self, build: Mapping[str, Any], claim: Claim) -> dict[str, Any]:
         meta = build["metadata"]
@@ -134,7 +139,7 @@ class Claims:
             attempt = previous.attempt
         else:
             attempt = previous.attempt + 1
-        claim = Claim(self.identity, now, self.lease_seconds, attempt)
+        claim = Claim(self.identity, now, self.lease_seconds, attempt, self.api)
         try:
             stored = self._patch(build, claim)
         except ApiError as exc:
@@ -174,7 +179,7 @@ class Claims:
             build = self.current(namespace, name)
             old = Claim.of(build)
             assert old is not None
-            claim = Claim(self.identity, _now(), self.lease_seconds, old.attempt)
+            claim = Claim(self.identity, _now(), self.lease_seconds, old.attempt, self.api)
             try:
                 self._patch(build, claim)
                 return claim

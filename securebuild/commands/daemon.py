@@ -70,8 +70,9 @@ def run(args: Any) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    daemon.start()
+    # The API first: claims carry its URL, so other replicas can forward log requests.
     api = daemon.start_api() if config.api.listen else None
+    daemon.start()
     print(f"securebuild daemon {config.identity} running", flush=True)
     try:
         stop.wait()

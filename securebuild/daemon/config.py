@@ -36,10 +36,13 @@ Example (every key optional except ``cluster``)::
       listen: 127.0.0.1:8443     # null: no HTTPS API
       tls_cert: null
       tls_key: null
+      advertise_url: null        # e.g. https://${POD_IP}:8443: replicas forward log requests
+      peer_ca: null              # CA of the other replicas' API certificates (default tls_cert)
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import socket
 from collections.abc import Mapping
@@ -92,6 +95,10 @@ class ApiConfig:
     listen: str | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    #: How other replicas reach this one (``${VAR}`` from the environment, e.g. a pod IP).
+    advertise_url: str | None = None
+    #: Trust anchor for other replicas' API certificates (default: tls_cert, shared by all).
+    peer_ca: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -262,9 +269,16 @@ def parse_config(data: Any, base: Path) -> DaemonConfig:
     t.finish()
 
     a = top.section("api")
+    advertise = a.string("advertise_url")
     api = ApiConfig(
-        listen=a.string("listen"), tls_cert=a.path("tls_cert"), tls_key=a.path("tls_key")
+        listen=a.string("listen"),
+        tls_cert=a.path("tls_cert"),
+        tls_key=a.path("tls_key"),
+        advertise_url=os.path.expandvars(advertise) if advertise else None,
+        peer_ca=a.path("peer_ca"),
     )
+    if api.advertise_url and not api.advertise_url.startswith("https://"):
+        a.problem("advertise_url", "must be an https:// URL")
     if api.listen is not None and (problem := _listen_problem(api.listen)) is not None:
         a.problem("listen", problem)
     if api.listen is not None and (api.tls_cert is None or api.tls_key is None):

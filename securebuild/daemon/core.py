@@ -158,7 +158,9 @@ class Daemon:
         self.identity = config.identity
         self.kube = kube
         self.executor = executor
-        self.claims = Claims(kube, self.identity, config.timeouts.lease_seconds)
+        self.claims = Claims(
+            kube, self.identity, config.timeouts.lease_seconds, api=config.api.advertise_url
+        )
         self.recorder = EventRecorder(kube, host=self.identity)
         self.writer = StatusWriter(kube, self.identity, self.recorder)
         self.reporter: Reporter = reporter or OwnerReporter(self.writer)
@@ -294,7 +296,9 @@ class Daemon:
         daemon dies, the claim expires and the taker-over fails the fetch: the upload is gone,
         as with OpenShift when the build pod dies.
         """
-        claim = Claim(self.identity, _utcnow(), self.config.timeouts.lease_seconds, 1)
+        claim = Claim(
+            self.identity, _utcnow(), self.config.timeouts.lease_seconds, 1, self.claims.api
+        )
         request = BuildRequest(
             binary=BinaryBuildSource(as_file=as_file),
             triggered_by=(BuildTriggerCause(message=MANUALLY_TRIGGERED),),
@@ -341,8 +345,19 @@ class Daemon:
             upload_dir=self.config.state_dir / "uploads",
             ready=lambda: self.ready,
             instantiate_binary=self.instantiate_binary,
+            locate_log=self._locate_log,
+            peer_ca=api.peer_ca,
         )
+        if self.claims.api is None and host not in ("0.0.0.0", "::", ""):  # noqa: S104
+            self.claims.api = server.url  # advertise where we listen (tests, single host)
         return server.start()
+
+    def _locate_log(self, build: dict[str, Any]) -> str | None:
+        """The API of the replica that holds ``build``'s log, if that is not this one."""
+        claim = Claim.of(build)
+        if claim is None or claim.holder == self.identity or not claim.api:
+            return None
+        return None if claim.api == self.claims.api else claim.api
 
     # -- scheduling ----------------------------------------------------------------------
     def _schedule_loop(self) -> None:
@@ -529,10 +544,10 @@ class Daemon:
             return
         log.finish()
         snippet = log_snippet("\n".join(log.tail(5)))
+        self.upload_path(str(build["metadata"]["uid"])).unlink(missing_ok=True)
         self.reporter.finished(ns, name, outcome, snippet)
         if outcome.phase == Phase.COMPLETE:
             self._after_success(build, outcome)
-        self.upload_path(str(build["metadata"]["uid"])).unlink(missing_ok=True)
         metrics.BUILDS.labels(outcome.phase.value, outcome.reason or "").inc()
         for stage in outcome.stages:
             millis = stage.get("durationMilliseconds")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import ssl
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -301,3 +302,44 @@ def test_cli_failed_build_and_cancel(
         f"build.build.openshift.io/{name} marked for cancellation, waiting to be cancelled",
         f"build.build.openshift.io/{name} cancelled",
     ]
+
+
+def test_log_requests_are_forwarded_to_the_replica_that_ran_the_build(
+    served: tuple[Daemon, ApiServer, TestCA],
+    controlplane: ControlPlane,
+    admin: Kube,
+    tmp_path: Path,
+) -> None:
+    alice = kube_for(controlplane, "alice")
+    create(alice, "alice-project", "a-fwd-1", {})
+    wait_for(
+        "a-fwd-1 done",
+        lambda: phase(get_build(admin, "alice-project", "a-fwd-1")) in TERMINAL,
+        timeout=60,
+    )
+    _daemon, _server, ca = served
+    cert = ca.server("api-b", ("127.0.0.1",))
+    api = ApiConfig(
+        listen="127.0.0.1:0", tls_cert=cert.cert, tls_key=cert.key, peer_ca=ca.files.cert
+    )
+    with running_daemon(controlplane, tmp_path / "b", "daemon-b", api=api) as other:
+        server_b = other.start_api()
+        try:
+            assert not other.log_store.log("alice-project", "a-fwd-1").exists
+            pool = https(ca)
+            path = log_path("alice-project", "a-fwd-1")
+            mine = pool.request(
+                "GET",
+                server_b.url + path,
+                headers={"Authorization": f"Bearer {controlplane.token('alice')}"},
+            )
+            assert mine.status == 200, mine.data
+            assert b"Cloning source for alice-project/a-fwd-1" in mine.data
+            theirs = pool.request(
+                "GET",
+                server_b.url + path,
+                headers={"Authorization": f"Bearer {controlplane.token('bob')}"},
+            )
+            assert theirs.status == 403 and b"Cloning source" not in theirs.data
+        finally:
+            server_b.stop()
