@@ -282,9 +282,11 @@ class ObjectCache:
         self,
         keep: Callable[[Mapping[str, Any]], bool] = lambda _obj: True,
         on_change: Callable[[], None] = lambda: None,
+        transform: Callable[[dict[str, Any]], dict[str, Any]] = lambda obj: obj,
     ) -> None:
         self._keep = keep
         self._on_change = on_change
+        self._transform = transform  # what to keep of an object (memory)
         self._lock = threading.Lock()
         self._objects: dict[str, dict[str, Any]] = {}
 
@@ -296,7 +298,7 @@ class ObjectCache:
 
     def replace(self, objects: list[dict[str, Any]]) -> None:
         with self._lock:
-            self._objects = {self.key(o): o for o in objects if self._keep(o)}
+            self._objects = {self.key(o): self._transform(o) for o in objects if self._keep(o)}
         self._on_change()
 
     def event(self, kind: str, obj: dict[str, Any]) -> None:
@@ -305,7 +307,7 @@ class ObjectCache:
             if kind == DELETED or not self._keep(obj):
                 self._objects.pop(key, None)
             else:
-                self._objects[key] = obj
+                self._objects[key] = self._transform(obj)
         self._on_change()
 
     def get(self, key: str) -> dict[str, Any] | None:

@@ -80,6 +80,20 @@ def is_active(build: Mapping[str, Any]) -> bool:
     return is_docker_build(build) and phase not in TERMINAL_PHASES
 
 
+def slim(build: dict[str, Any]) -> dict[str, Any]:
+    """What the daemon keeps of a cached Build: metadata (without managedFields) and the
+    status fields scheduling reads. Workers read the full Build when they claim it."""
+    meta = {k: v for k, v in (build.get("metadata") or {}).items() if k != "managedFields"}
+    status = build.get("status") or {}
+    return {
+        "metadata": meta,
+        "spec": {
+            "strategy": {"type": ((build.get("spec") or {}).get("strategy") or {}).get("type")}
+        },
+        "status": {k: status[k] for k in ("phase", "cancelled") if k in status},
+    }
+
+
 def output_reference(build: Mapping[str, Any], registry: str | None) -> str | None:
     """``status.outputDockerImageReference``: the resolved push target, or None."""
     to = ((build.get("spec") or {}).get("output") or {}).get("to") or {}
@@ -170,7 +184,7 @@ class Daemon:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.workers: dict[str, Worker] = {}
-        self.builds = ObjectCache(keep=is_active, on_change=self._wake.set)
+        self.builds = ObjectCache(keep=is_active, on_change=self._wake.set, transform=slim)
         self.namespaces = _NamespaceCache(self._wake.set, self._namespace_deleted)
         self.project_cleanup: Callable[[str], None] = project_cleanup or self._remove_project
         self._cleaned: set[str] = set()
