@@ -17,6 +17,7 @@ import pytest
 pytest_plugins: list[str] = [
     "tests.fixtures.controlplane",
     "tests.fixtures.services",
+    "tests.fixtures.vm",
 ]
 
 TIERS = ("unit", "integration", "e2e")
