@@ -4,7 +4,7 @@ VENV := .venv/bin
 PYTEST := $(VENV)/python -m pytest
 ANSIBLE_FILES := $(wildcard roles/*/ playbooks/*.yml)
 
-.PHONY: setup demo test test-unit test-integration test-e2e lint format
+.PHONY: setup demo test test-unit test-integration test-e2e molecule lint format
 
 setup:
 	@bash scripts/setup.sh
@@ -23,6 +23,10 @@ test-integration: setup
 
 test-e2e: setup
 	$(PYTEST) -m e2e tests
+
+# Role scenarios against a real project VM (converge, idempotence, verify); about 8 minutes here.
+molecule: setup
+	PATH="$(CURDIR)/$(VENV):$$PATH" $(VENV)/molecule test
 
 lint: setup
 	$(VENV)/ruff check .

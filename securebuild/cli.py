@@ -18,7 +18,16 @@ from securebuild.errors import SecurebuildError
 logger = logging.getLogger(__name__)
 
 #: Modules under ``securebuild.commands`` that register subcommands, in ``--help`` order.
-COMMAND_MODULES: tuple[str, ...] = ("ca", "dev", "validate", "dockerfile", "run")
+COMMAND_MODULES: tuple[str, ...] = (
+    "ca",
+    "dev",
+    "validate",
+    "dockerfile",
+    "daemon",
+    "builds",
+    "vm",
+    "run",
+)
 
 EXIT_USAGE = 2
 EXIT_ERROR = 1

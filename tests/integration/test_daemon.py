@@ -1,0 +1,454 @@
+"""The daemon end to end against the real API server, with a real ansible-runner executor.
+
+The executor runs tests/data/daemon/build.yml on localhost (no VM): it has the four stages,
+live output, a failure switch and a result file, so everything the daemon does with a run is
+real. The VM path (playbooks/build.yml) is covered by the e2e tests.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from securebuild.cluster import Kube, paths
+from securebuild.cluster.claims import Claim
+from securebuild.daemon import Daemon
+from securebuild.devenv.controlplane import ControlPlane
+from securebuild.pki import ProjectPKI
+from tests.helpers.cluster import (
+    build_body,
+    build_events,
+    create_namespace,
+    get_build,
+    kube_for,
+    phase,
+    unique,
+    wait_for,
+)
+from tests.helpers.daemon import DaemonProcess, daemon_config, running_daemon, write_config_file
+
+TERMINAL = ("Complete", "Failed", "Error", "Cancelled")
+
+
+@pytest.fixture(scope="module")
+def admin(controlplane: ControlPlane) -> Kube:
+    return kube_for(controlplane, "admin")
+
+
+@pytest.fixture
+def runs_file(tmp_path: Path) -> Path:
+    path = tmp_path / "runs.txt"
+    path.touch()
+    return path
+
+
+@pytest.fixture
+def daemon(controlplane: ControlPlane, tmp_path: Path) -> Iterator[Daemon]:
+    with running_daemon(controlplane, tmp_path / "state", "daemon-one", per_project=2) as d:
+        yield d
+
+
+def make_build(
+    admin: Kube,
+    namespace: str,
+    name: str,
+    runs_file: Path,
+    *,
+    env: dict[str, str] | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    body = build_body(namespace, name, **kwargs)
+    variables = {"RUNS_FILE": str(runs_file), **(env or {})}
+    body["spec"]["strategy"]["dockerStrategy"]["env"] = [
+        {"name": k, "value": v} for k, v in variables.items()
+    ]
+    result: dict[str, Any] = admin.request("POST", paths.builds(namespace), body=body)
+    return result
+
+
+def wait_phase(
+    admin: Kube, ns: str, name: str, phases: tuple[str, ...], timeout: float = 60
+) -> Any:
+    return wait_for(
+        f"{ns}/{name} in {phases}",
+        lambda: (b := get_build(admin, ns, name)) and phase(b) in phases and b,
+        timeout=timeout,
+        interval=0.2,
+    )
+
+
+def runs(runs_file: Path) -> list[tuple[str, str, float]]:
+    result = []
+    for line in runs_file.read_text().splitlines():
+        what, key, when = line.split()
+        result.append((what, key, float(when)))
+    return result
+
+
+def test_build_completes_with_status_and_events(
+    daemon: Daemon, admin: Kube, runs_file: Path
+) -> None:
+    ns = create_namespace(admin, unique("ok"))
+    created = make_build(admin, ns, "app-1", runs_file, output="127.0.0.1:5000/ok/app:v1")
+    build = wait_phase(admin, ns, "app-1", TERMINAL)
+    status = build["status"]
+    assert status["phase"] == "Complete", status
+    assert "reason" not in status and "message" not in status and "logSnippet" not in status
+    assert status["outputDockerImageReference"] == "127.0.0.1:5000/ok/app:v1"
+    assert status["output"]["to"]["imageDigest"] == "sha256:" + "0" * 63 + "7"
+    assert status["startTimestamp"] <= status["completionTimestamp"]
+    assert isinstance(status["duration"], int) and status["duration"] % 1_000_000_000 == 0
+    assert [s["name"] for s in status["stages"]] == ["FetchInputs", "Build", "PushImage"]
+    assert [s["steps"][0]["name"] for s in status["stages"]] == [
+        "FetchGitSource",
+        "DockerBuild",
+        "PushDockerImage",
+    ]
+    conditions = {c["type"]: c["status"] for c in status["conditions"]}
+    assert conditions == {"Pending": "False", "Running": "False", "Complete": "True"}
+    claim = Claim.of(build)
+    assert claim is not None and claim.holder == "daemon-one" and claim.attempt == 1
+    events = sorted((e["reason"], e["message"]) for e in build_events(admin, ns, "app-1"))
+    assert events == [
+        ("BuildCompleted", f"Build {ns}/app-1 completed successfully"),
+        ("BuildStarted", f"Build {ns}/app-1 is now running"),
+    ]
+    log = daemon.log_store.log(ns, "app-1")
+    assert log.finished
+    text = "\n".join(log.read())
+    assert f"Cloning source for {ns}/app-1" in text and "STEP 2/2: RUN make" in text
+    assert [(w, k) for w, k, _ in runs(runs_file)] == [
+        ("start", f"{ns}/app-1"),
+        ("done", f"{ns}/app-1"),
+    ]
+    assert created["metadata"]["uid"] == build["metadata"]["uid"]
+
+
+def test_failing_build_is_failed_with_reason_and_snippet(
+    daemon: Daemon, admin: Kube, runs_file: Path
+) -> None:
+    ns = create_namespace(admin, unique("fail"))
+    make_build(admin, ns, "app-1", runs_file, env={"FAIL": "1"})
+    status = wait_phase(admin, ns, "app-1", TERMINAL)["status"]
+    assert status["phase"] == "Failed"
+    assert status["reason"] == "DockerBuildFailed"
+    assert status["message"] == "Dockerfile build strategy has failed."
+    assert "make: *** [all] Error 2" in status["logSnippet"]
+    assert len(status["logSnippet"].splitlines()) <= 5
+    assert [s["name"] for s in status["stages"]] == ["FetchInputs", "Build"]
+    assert "output" not in status
+    events = sorted(e["reason"] for e in build_events(admin, ns, "app-1"))
+    assert events == ["BuildFailed", "BuildStarted"]
+
+
+def test_cancel_stops_the_run(daemon: Daemon, admin: Kube, runs_file: Path) -> None:
+    ns = create_namespace(admin, unique("cancel"))
+    make_build(admin, ns, "app-1", runs_file, env={"SLEEP": "60"})
+    wait_for("the run to start", lambda: runs(runs_file), timeout=60)
+    started = time.monotonic()
+    admin.request(
+        "PATCH",
+        paths.build_status(ns, "app-1"),
+        body={"status": {"cancelled": True}},
+        content_type="application/merge-patch+json",
+    )
+    status = wait_phase(admin, ns, "app-1", TERMINAL, timeout=30)["status"]
+    assert time.monotonic() - started < 15
+    assert status["phase"] == "Cancelled"
+    assert status["reason"] == "CancelledBuild"
+    assert status["message"] == "The build was cancelled by the user."
+    assert "completionTimestamp" in status
+    assert [w for w, _k, _t in runs(runs_file)] == ["start"]  # never reached the push
+    events = sorted(e["reason"] for e in build_events(admin, ns, "app-1"))
+    assert events == ["BuildCancelled", "BuildStarted"]
+
+
+def test_cancelled_before_start_never_runs(
+    controlplane: ControlPlane, admin: Kube, runs_file: Path, tmp_path: Path
+) -> None:
+    ns = create_namespace(admin, unique("precancel"))
+    make_build(admin, ns, "app-1", runs_file)
+    admin.request(
+        "PATCH",
+        paths.build_status(ns, "app-1"),
+        body={"status": {"cancelled": True}},
+        content_type="application/merge-patch+json",
+    )
+    with running_daemon(controlplane, tmp_path / "state", "daemon-pre"):
+        status = wait_phase(admin, ns, "app-1", TERMINAL)["status"]
+    assert status["phase"] == "Cancelled" and status["reason"] == "CancelledBuild"
+    assert runs(runs_file) == []
+
+
+def test_completion_deadline_fails_the_build(daemon: Daemon, admin: Kube, runs_file: Path) -> None:
+    ns = create_namespace(admin, unique("deadline"))
+    make_build(admin, ns, "app-1", runs_file, env={"SLEEP": "60"}, deadline=3)
+    status = wait_phase(admin, ns, "app-1", TERMINAL, timeout=40)["status"]
+    assert status["phase"] == "Failed"
+    assert status["reason"] == "GenericBuildFailed"
+    assert status["message"] == "Generic Build failure - check logs for details."
+    assert "exceeded its completion deadline of 3 seconds" in status["logSnippet"]
+
+
+def test_only_opted_in_docker_builds_are_run(daemon: Daemon, admin: Kube, runs_file: Path) -> None:
+    outside = create_namespace(admin, unique("outside"), opted_in=False)
+    inside = create_namespace(admin, unique("inside"))
+    make_build(admin, outside, "app-1", runs_file)
+    body = build_body(inside, "s2i-1", strategy="Source")
+    admin.request("POST", paths.builds(inside), body=body)
+    make_build(admin, inside, "app-1", runs_file)
+    wait_phase(admin, inside, "app-1", TERMINAL)
+    time.sleep(1.0)
+    assert phase(get_build(admin, outside, "app-1")) == "New"
+    assert phase(get_build(admin, inside, "s2i-1")) == "New"
+    # Opting the namespace in later is enough.
+    admin.request(
+        "PATCH",
+        paths.namespace(outside),
+        body={"metadata": {"labels": {"securebuild.appuio.ch/enabled": "true"}}},
+        content_type="application/merge-patch+json",
+    )
+    assert phase(wait_phase(admin, outside, "app-1", TERMINAL)) == "Complete"
+
+
+def test_invalid_build_fails_with_a_clear_log(daemon: Daemon, admin: Kube, runs_file: Path) -> None:
+    ns = create_namespace(admin, unique("invalid"))
+    body = build_body(ns, "app-1")
+    body["spec"]["source"] = {"type": "Git", "git": {"uri": "--upload-pack=touch /tmp/pwned"}}
+    admin.request("POST", paths.builds(ns), body=body)
+    status = wait_phase(admin, ns, "app-1", TERMINAL)["status"]
+    assert status["phase"] == "Failed" and status["reason"] == "GenericBuildFailed"
+    assert "not valid" in "\n".join(daemon.log_store.log(ns, "app-1").read())
+    assert runs(runs_file) == []
+
+
+def _intervals(runs_file: Path) -> dict[str, tuple[float, float]]:
+    starts = {k: t for w, k, t in runs(runs_file) if w == "start"}
+    ends = {k: t for w, k, t in runs(runs_file) if w == "done"}
+    return {k: (starts[k], ends[k]) for k in starts}
+
+
+@pytest.mark.parametrize("policy", ["Serial", "Parallel"])
+def test_run_policy_ordering(
+    controlplane: ControlPlane, admin: Kube, runs_file: Path, tmp_path: Path, policy: str
+) -> None:
+    ns = create_namespace(admin, unique(policy.lower()))
+    # Created before the daemon starts, so it sees all three at once.
+    for number in (1, 2, 3):
+        make_build(
+            admin,
+            ns,
+            f"app-{number}",
+            runs_file,
+            env={"SLEEP": "1.5"},
+            bc="app",
+            number=number,
+            policy=policy,
+        )
+    with running_daemon(controlplane, tmp_path / "state", f"daemon-{policy}", per_project=3):
+        for number in (1, 2, 3):
+            assert phase(wait_phase(admin, ns, f"app-{number}", TERMINAL)) == "Complete"
+    spans = _intervals(runs_file)
+    ordered = [spans[f"{ns}/app-{n}"] for n in (1, 2, 3)]
+    if policy == "Serial":
+        for (_s1, e1), (s2, _e2) in itertools.pairwise(ordered):
+            assert e1 <= s2, spans  # one at a time, in number order
+    else:
+        latest_start = max(s for s, _ in ordered)
+        earliest_end = min(e for _, e in ordered)
+        assert latest_start < earliest_end, spans  # all three ran at the same time
+
+
+def test_serial_latest_only_cancels_older_queued_builds(
+    controlplane: ControlPlane, admin: Kube, runs_file: Path, tmp_path: Path
+) -> None:
+    ns = create_namespace(admin, unique("latest"))
+    for number in (1, 2, 3):
+        make_build(
+            admin,
+            ns,
+            f"app-{number}",
+            runs_file,
+            bc="app",
+            number=number,
+            policy="SerialLatestOnly",
+        )
+    with running_daemon(controlplane, tmp_path / "state", "daemon-latest"):
+        phases = {n: phase(wait_phase(admin, ns, f"app-{n}", TERMINAL)) for n in (1, 2, 3)}
+    assert phases == {1: "Cancelled", 2: "Cancelled", 3: "Complete"}
+    assert [k for w, k, _ in runs(runs_file) if w == "start"] == [f"{ns}/app-3"]
+
+
+def test_two_daemons_run_ten_builds_over_three_namespaces_exactly_once(
+    controlplane: ControlPlane, admin: Kube, runs_file: Path, tmp_path: Path
+) -> None:
+    namespaces = [create_namespace(admin, unique(f"ha{i}")) for i in range(3)]
+    keys = []
+    with (
+        running_daemon(controlplane, tmp_path / "a", "daemon-a", max_builds=2) as a,
+        running_daemon(controlplane, tmp_path / "b", "daemon-b", max_builds=2) as b,
+    ):
+        for i in range(10):
+            ns = namespaces[i % 3]
+            make_build(admin, ns, f"b-{i}", runs_file, env={"SLEEP": "0.3"})
+            keys.append((ns, f"b-{i}"))
+        holders = Counter()
+        for ns, name in keys:
+            build = wait_phase(admin, ns, name, TERMINAL, timeout=120)
+            assert phase(build) == "Complete"
+            claim = Claim.of(build)
+            assert claim is not None and claim.attempt == 1
+            holders[claim.holder] += 1
+        assert a.writer.identity != b.writer.identity
+    counted = Counter((w, k) for w, k, _ in runs(runs_file))
+    for ns, name in keys:
+        assert counted[("start", f"{ns}/{name}")] == 1, counted
+        assert counted[("done", f"{ns}/{name}")] == 1, counted
+    assert sum(holders.values()) == 10 and set(holders) <= {"daemon-a", "daemon-b"}
+    # One build per namespace at a time, over both daemons.
+    spans = _intervals(runs_file)
+    for ns in namespaces:
+        mine = sorted(v for k, v in spans.items() if k.startswith(f"{ns}/"))
+        for (_s1, e1), (s2, _e2) in itertools.pairwise(mine):
+            assert e1 <= s2, (ns, mine)
+
+
+def test_sigkill_mid_build_is_taken_over_and_ends_terminal(
+    controlplane: ControlPlane, admin: Kube, runs_file: Path, tmp_path: Path
+) -> None:
+    ns = create_namespace(admin, unique("crash"))
+    state = tmp_path / "state"
+    config = daemon_config(controlplane, state, "daemon-crash-1", lease=3.0)
+    first = DaemonProcess(write_config_file(config, tmp_path / "one.yaml"), tmp_path / "one.log")
+    first.start()
+    second: DaemonProcess | None = None
+    try:
+        make_build(admin, ns, "app-1", runs_file, env={"SLEEP": "6"})
+        wait_phase(admin, ns, "app-1", ("Running",), timeout=60)
+        wait_for("the first run to start", lambda: runs(runs_file), timeout=60)
+        first.kill()
+        restarted = daemon_config(controlplane, state, "daemon-crash-2", lease=3.0)
+        second = DaemonProcess(
+            write_config_file(restarted, tmp_path / "two.yaml"), tmp_path / "two.log"
+        ).start()
+        build = wait_phase(admin, ns, "app-1", TERMINAL, timeout=90)
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+    assert phase(build) == "Complete", (tmp_path / "two.log").read_text()[-3000:]
+    claim = Claim.of(build)
+    assert claim is not None and claim.holder == "daemon-crash-2" and claim.attempt == 2
+    done = [k for w, k, _ in runs(runs_file) if w == "done"]
+    assert done == [f"{ns}/app-1"]  # the killed attempt never finished: run to the end once
+    events = Counter(e["reason"] for e in build_events(admin, ns, "app-1"))
+    assert events == {"BuildStarted": 1, "BuildCompleted": 1}
+
+
+def test_imagestream_output_is_recorded_and_revision_set(
+    controlplane: ControlPlane, admin: Kube, runs_file: Path, tmp_path: Path
+) -> None:
+    ns = create_namespace(admin, unique("istag"))
+    body = build_body(ns, "app-1")
+    body["spec"]["output"] = {"to": {"kind": "ImageStreamTag", "name": "app:v1"}}
+    body["spec"]["strategy"]["dockerStrategy"]["env"] = [
+        {"name": "RUNS_FILE", "value": str(runs_file)}
+    ]
+    admin.request("POST", paths.builds(ns), body=body)
+    with running_daemon(
+        controlplane,
+        tmp_path / "state",
+        "daemon-istag",
+        output_registry="registry.test:5000",
+        record_imagestream_tags=True,
+    ):
+        build = wait_phase(admin, ns, "app-1", TERMINAL)
+        assert phase(build) == "Complete"
+        wait_for(
+            "spec.revision",
+            lambda: get_build(admin, ns, "app-1")["spec"].get("revision"),
+        )
+    build = get_build(admin, ns, "app-1")
+    digest = "sha256:" + "0" * 63 + "7"
+    assert build["status"]["outputDockerImageReference"] == f"registry.test:5000/{ns}/app:v1"
+    assert build["spec"]["revision"]["git"]["commit"] == "0" * 39 + "1"
+    stream = admin.get(paths.imagestream(ns, "app"))
+    tags = {t["tag"]: t for t in stream["status"]["tags"]}
+    assert tags["v1"]["items"][0]["dockerImageReference"] == f"registry.test:5000/{ns}/app@{digest}"
+    assert tags["v1"]["items"][0]["image"] == digest
+    assert stream["status"]["dockerImageRepository"] == f"registry.test:5000/{ns}/app"
+
+
+def test_apiserver_restart_mid_build_still_completes(
+    controlplane: ControlPlane, admin: Kube, runs_file: Path, tmp_path: Path
+) -> None:
+    ns = create_namespace(admin, unique("restart"))
+    with running_daemon(controlplane, tmp_path / "state", "daemon-restart", lease=10.0):
+        make_build(admin, ns, "app-1", runs_file, env={"SLEEP": "8"})
+        wait_for("the run to start", lambda: runs(runs_file), timeout=60)
+        controlplane.stop_apiserver()
+        time.sleep(3.0)  # the run goes on; renewals fail and are retried
+        controlplane.start_apiserver()
+        build = wait_phase(admin, ns, "app-1", TERMINAL, timeout=90)
+    assert phase(build) == "Complete", build["status"]
+    claim = Claim.of(build)
+    assert claim is not None and claim.attempt == 1  # never lost, never re-run
+    assert [w for w, _k, _t in runs(runs_file)] == ["start", "done"]
+
+
+def test_deleted_project_loses_its_ca(
+    controlplane: ControlPlane, admin: Kube, tmp_path: Path
+) -> None:
+    """The CA goes; the VM part (vm-destroy.yml) is exercised by the e2e tests."""
+    ns = create_namespace(admin, unique("gone"))
+    kept = create_namespace(admin, unique("kept"))
+    state = tmp_path / "state"
+    pki = ProjectPKI.ensure(state, ns)
+    other = ProjectPKI.ensure(state, kept)
+    with running_daemon(controlplane, state, "daemon-gone"):
+        # Opting out is not deleting: the CA stays.
+        admin.request(
+            "PATCH",
+            paths.namespace(kept),
+            body={"metadata": {"labels": {"securebuild.appuio.ch/enabled": None}}},
+            content_type="application/merge-patch+json",
+        )
+        admin.request("DELETE", paths.namespace(ns))
+        wait_for("the CA of the deleted project to go", lambda: not pki.directory.exists())
+        time.sleep(1.0)
+    assert other.ca_cert.exists()
+
+
+def test_sigterm_abandons_running_builds_to_the_next_daemon(
+    controlplane: ControlPlane, admin: Kube, runs_file: Path, tmp_path: Path
+) -> None:
+    ns = create_namespace(admin, unique("term"))
+    state = tmp_path / "state"
+    config = daemon_config(controlplane, state, "daemon-term-1", lease=3.0)
+    first = DaemonProcess(write_config_file(config, tmp_path / "one.yaml"), tmp_path / "one.log")
+    first.start()
+    try:
+        make_build(admin, ns, "app-1", runs_file, env={"SLEEP": "30"})
+        wait_for("the first run to start", lambda: runs(runs_file), timeout=60)
+        started = time.monotonic()
+        first.stop()  # SIGTERM
+        assert first.popen is not None and first.popen.returncode == 0
+        assert time.monotonic() - started < 15
+    finally:
+        first.stop()
+    build = get_build(admin, ns, "app-1")
+    assert phase(build) == "Running"  # abandoned, not failed
+    with running_daemon(controlplane, state, "daemon-term-2", lease=3.0):
+        make_build(admin, ns, "app-2", runs_file)  # queued behind app-1 (one per project)
+        done = wait_phase(admin, ns, "app-1", TERMINAL, timeout=120)
+        wait_phase(admin, ns, "app-2", TERMINAL, timeout=120)
+    assert phase(done) == "Complete"
+    claim = Claim.of(done)
+    assert claim is not None and claim.holder == "daemon-term-2" and claim.attempt == 2
+    assert [k for w, k, _ in runs(runs_file) if w == "done"] == [f"{ns}/app-1", f"{ns}/app-2"]
