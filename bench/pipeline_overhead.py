@@ -107,19 +107,7 @@ def main() -> int:
     launcher = ProjectVM(project, state_dir=Path(state) if state else None)
     endpoints = launcher.read_endpoints() if state else launcher.start().endpoints
     assert endpoints is not None
-    pki = endpoints.pki
-    vm = VMTarget(
-        name=endpoints.domain,
-        ssh_host=endpoints.ssh_host,
-        ssh_port=endpoints.ssh_port,
-        ssh_user=endpoints.ssh_user,
-        ssh_key=endpoints.ssh_key,
-        known_hosts=endpoints.known_hosts,
-        docker_url=endpoints.docker_url,
-        docker_ca=pki.ca_cert,
-        docker_cert=pki.client_cert,
-        docker_key=pki.client_key,
-    )
+    vm = VMTarget.from_record(endpoints)
     client = docker_api_client(
         vm.docker_url, ca=vm.docker_ca, cert=vm.docker_cert, key=vm.docker_key, timeout=600
     )

@@ -173,7 +173,7 @@ def _vm_target(args: argparse.Namespace, project: str) -> VMTarget:
     try:
         endpoints = launcher.read_endpoints()
         probe = subprocess.run(
-            ssh_argv(_target(endpoints).as_vars(), "true"),
+            ssh_argv(VMTarget.from_record(endpoints).as_vars(), "true"),
             capture_output=True,
             timeout=60,
             check=False,
@@ -190,22 +190,7 @@ def _vm_target(args: argparse.Namespace, project: str) -> VMTarget:
             raise RunError(str(exc)) from exc
         if endpoints is None:
             raise RunError(f"the VM of project {project} did not report its endpoints")
-    return _target(endpoints)
-
-
-def _target(endpoints: VMEndpoints) -> VMTarget:
-    return VMTarget(
-        name=endpoints.domain,
-        ssh_host=endpoints.ssh_host,
-        ssh_port=endpoints.ssh_port,
-        ssh_user=endpoints.ssh_user,
-        ssh_key=endpoints.ssh_key,
-        known_hosts=endpoints.known_hosts,
-        docker_url=endpoints.docker_url,
-        docker_ca=endpoints.pki.ca_cert,
-        docker_cert=endpoints.pki.client_cert,
-        docker_key=endpoints.pki.client_key,
-    )
+    return VMTarget.from_record(endpoints)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,9 +16,10 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from securebuild.pipeline.plan import BuildPlan
+from securebuild.pki import ProjectPKI
 from securebuild.runner import PlaybookRun, RunResult, RunSpec
 
 logger = logging.getLogger(__name__)
@@ -26,6 +27,27 @@ logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK = "playbooks/build.yml"
 CLEANUP_PLAYBOOK = "playbooks/build-cleanup.yml"
+
+
+class VMRecord(Protocol):
+    """What a VM launcher records about a running VM (``devenv.project_vm.VMEndpoints``)."""
+
+    @property
+    def domain(self) -> str: ...
+    @property
+    def ssh_host(self) -> str: ...
+    @property
+    def ssh_port(self) -> int: ...
+    @property
+    def ssh_user(self) -> str: ...
+    @property
+    def ssh_key(self) -> Path: ...
+    @property
+    def known_hosts(self) -> Path: ...
+    @property
+    def docker_url(self) -> str: ...
+    @property
+    def pki(self) -> ProjectPKI: ...
 
 
 @dataclass(frozen=True)
@@ -42,6 +64,22 @@ class VMTarget:
     docker_ca: Path
     docker_cert: Path
     docker_key: Path
+
+    @classmethod
+    def from_record(cls, record: VMRecord) -> VMTarget:
+        """The target of a VM as its launcher recorded it (the controller's client cert)."""
+        return cls(
+            name=record.domain,
+            ssh_host=record.ssh_host,
+            ssh_port=record.ssh_port,
+            ssh_user=record.ssh_user,
+            ssh_key=record.ssh_key,
+            known_hosts=record.known_hosts,
+            docker_url=record.docker_url,
+            docker_ca=record.pki.ca_cert,
+            docker_cert=record.pki.client_cert,
+            docker_key=record.pki.client_key,
+        )
 
     @property
     def ssh_common_args(self) -> str:
