@@ -35,7 +35,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -456,8 +456,8 @@ def _pull(client: Any, ref: str, auths: Mapping[str, Mapping[str, str]], *, forc
         return True
     repository, tag = _split_tag(ref)
     auth = auths.get(_registry(ref))
-    error = ""
-    for attempt in range(RETRIES + 1):
+
+    def once() -> str:
         error = ""
         try:
             for event in client.pull(
@@ -473,16 +473,33 @@ def _pull(client: Any, ref: str, auths: Mapping[str, Mapping[str, str]], *, forc
                     say(str(event["status"]) + (f" {event['id']}" if event.get("id") else ""))
         except Exception as exc:
             error = str(exc)
-        if not error:
-            return True
-        if attempt < RETRIES:
-            say(f"Warning: Pull failed, retrying in {RETRY_DELAY:.0f}s ...")
-            time.sleep(RETRY_DELAY)
+        return error
+
+    error = _with_retries("Pull", once)
+    if not error:
+        return True
     say(
         f"error: failed to pull image: After retrying {RETRIES} times, "
         f"Pull image still failed due to error: {error}"
     )
     return False
+
+
+def _with_retries(verb: str, once: Callable[[], str]) -> str:
+    """Run ``once`` up to 1 + RETRIES times, RETRY_DELAY apart; the last error, "" on success.
+
+    OpenShift's builder retries pulls and pushes the same way (DefaultPushOrPullRetryCount = 2,
+    5 s apart) and logs the same warning between attempts.
+    """
+    error = ""
+    for attempt in range(RETRIES + 1):
+        error = once()
+        if not error:
+            return ""
+        if attempt < RETRIES:
+            say(f"Warning: {verb} failed, retrying in {RETRY_DELAY:.0f}s ...")
+            time.sleep(RETRY_DELAY)
+    return error
 
 
 def _split_tag(ref: str) -> tuple[str, str | None]:
@@ -596,9 +613,10 @@ def step_push(ctx: Context) -> int:
     auth = ctx.push_auth()
     repository, tag = _split_tag(ref)
     say(f"Pushing image {ref} ...")
-    error = ""
     digest = ""
-    for attempt in range(RETRIES + 1):
+
+    def once() -> str:
+        nonlocal digest
         error = ""
         try:
             for event in client.push(
@@ -614,12 +632,11 @@ def step_push(ctx: Context) -> int:
                 digest = str(aux.get("Digest") or digest)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
-        if not error and digest:
-            break
-        error = error or "the registry returned no digest"
-        if attempt < RETRIES:
-            say(f"Warning: Push failed, retrying in {RETRY_DELAY:.0f}s ...")
-            time.sleep(RETRY_DELAY)
+        if not error and not digest:
+            error = "the registry returned no digest"
+        return error
+
+    error = _with_retries("Push", once)
     if error:
         say(
             f"error: Failed to push image: After retrying {RETRIES} times, "
