@@ -22,6 +22,8 @@ pytest_plugins: list[str] = [
 ]
 
 TIERS = ("unit", "integration", "e2e")
+#: Seconds an e2e test may take, fixture setup included (the default is pyproject's 600).
+E2E_TIMEOUT = 1500
 _tier_seconds: dict[str, float] = defaultdict(float)
 _tier_counts: dict[str, int] = defaultdict(int)
 
@@ -35,6 +37,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if tier is None:
             raise pytest.UsageError(f"{item.nodeid}: tests live in tests/{{{','.join(TIERS)}}}/")
         item.add_marker(getattr(pytest.mark, tier))
+        if tier == "e2e" and item.get_closest_marker("timeout") is None:
+            # The first e2e test pays the shared VM's cold start (minutes under TCG on a
+            # loaded 2-core machine) inside its fixture setup, which pytest-timeout counts.
+            item.add_marker(pytest.mark.timeout(E2E_TIMEOUT))
         item.user_properties.append(("tier", tier))
 
 
