@@ -20,9 +20,8 @@ import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 
-from securebuild.devenv.process import LOOPBACK, ServiceError
+from securebuild.devenv.process import LOOPBACK, Service, ServiceError
 from securebuild.pki import ProjectPKI
 
 logger = logging.getLogger(__name__)
@@ -37,7 +36,7 @@ def _backend() -> str:
     return str(Path(out) / "git-http-backend")
 
 
-class GitServer:
+class GitServer(Service):
     """``https://10.0.2.2:<port>/<repo>.git`` for guests, ``https://127.0.0.1:<port>`` here."""
 
     def __init__(self, *, username: str = "tenant") -> None:
@@ -189,14 +188,3 @@ class GitServer:
             self._server.server_close()
             self._server = None
         shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> GitServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
