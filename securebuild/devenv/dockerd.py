@@ -36,11 +36,13 @@ from pathlib import Path
 
 from securebuild.devenv.process import (
     LOOPBACK,
+    UNSHARE_BIN,
     ManagedProcess,
     Service,
     ServiceError,
     free_port,
     log_tail,
+    with_private_binds,
 )
 from securebuild.fleet.docker_tls import IsolatedAPIClient, docker_api_client
 from securebuild.pki import ProjectPKI
@@ -48,16 +50,9 @@ from securebuild.pki import ProjectPKI
 logger = logging.getLogger(__name__)
 
 DOCKERD_BIN = "/usr/sbin/dockerd"
-UNSHARE_BIN = "/usr/bin/unshare"
 ETC_DOCKER = Path("/etc/docker")
 START_TIMEOUT = 90.0
 STORAGE_DRIVERS = ("overlay2", "vfs")
-
-# Runs as: sh -c SCRIPT sh <private etc dir> dockerd <args...>; no tenant data is involved, and
-# the paths are positional parameters, never spliced into the script.
-_MOUNT_AND_EXEC = (
-    'mount --bind "$1" /etc/docker && mount --bind "$2" /etc/hosts && shift 2 && exec "$@"'
-)
 
 
 class Dockerd(Service):
@@ -183,47 +178,40 @@ class Dockerd(Service):
         return etc
 
     def _argv(self, etc: Path, driver: str) -> list[str]:
-        return [
-            UNSHARE_BIN,
-            "--mount",
-            "--propagation",
-            "slave",
-            "--",
-            "/bin/sh",
-            "-c",
-            _MOUNT_AND_EXEC,
-            "sh",
-            str(etc),
-            str(self.workdir / "hosts"),
-            DOCKERD_BIN,
-            "--config-file",
-            "/etc/docker/daemon.json",  # the private one, inside the namespace
-            "--data-root",
-            str(self.workdir / "data"),
-            "--exec-root",
-            str(self.workdir / "exec"),
-            "--pidfile",
-            str(self.workdir / "dockerd.pid"),
-            "--host",
-            f"unix://{self.socket_path}",
-            "--host",
-            f"tcp://{LOOPBACK}:{self.port}",
-            "--tlsverify",
-            "--tlscacert",
-            str(self.ca_cert),
-            "--tlscert",
-            str(self.pki.server_cert),
-            "--tlskey",
-            str(self.pki.server_key),
-            "--bridge=none",
-            "--iptables=false",
-            "--ip6tables=false",
-            "--ip-masq=false",
-            "--storage-driver",
-            driver,
-            "--log-level",
-            "info",
-        ]
+        binds = [(etc, ETC_DOCKER), (self.workdir / "hosts", Path("/etc/hosts"))]
+        return with_private_binds(
+            binds,
+            [
+                DOCKERD_BIN,
+                "--config-file",
+                "/etc/docker/daemon.json",  # the private one, inside the namespace
+                "--data-root",
+                str(self.workdir / "data"),
+                "--exec-root",
+                str(self.workdir / "exec"),
+                "--pidfile",
+                str(self.workdir / "dockerd.pid"),
+                "--host",
+                f"unix://{self.socket_path}",
+                "--host",
+                f"tcp://{LOOPBACK}:{self.port}",
+                "--tlsverify",
+                "--tlscacert",
+                str(self.ca_cert),
+                "--tlscert",
+                str(self.pki.server_cert),
+                "--tlskey",
+                str(self.pki.server_key),
+                "--bridge=none",
+                "--iptables=false",
+                "--ip6tables=false",
+                "--ip-masq=false",
+                "--storage-driver",
+                driver,
+                "--log-level",
+                "info",
+            ],
+        )
 
     def _ready(self) -> bool:
         client = self.client(timeout=3)

@@ -22,7 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from securebuild.devenv.process import ManagedProcess, Service, ServiceError
+from securebuild.devenv.process import (
+    UNSHARE_BIN,
+    ManagedProcess,
+    Service,
+    ServiceError,
+    with_private_binds,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -30,12 +36,9 @@ URI = "qemu:///system"
 LIBVIRTD_BIN = "/usr/sbin/libvirtd"
 VIRTLOGD_BIN = "/usr/sbin/virtlogd"
 VIRSH_BIN = "/usr/bin/virsh"
-UNSHARE_BIN = "/usr/bin/unshare"
 VIRTLOGD_SOCKET = Path("/run/libvirt/virtlogd-sock")
 AUTOSTART_DIR = Path("/etc/libvirt/qemu/networks/autostart")
 START_TIMEOUT = 60.0
-
-_MOUNT_AND_EXEC = 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
 
 
 def virsh(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
@@ -113,20 +116,7 @@ class Libvirtd(Service):
         empty.mkdir(mode=0o700, exist_ok=True)
         self._libvirtd = ManagedProcess(
             "libvirtd",
-            [
-                UNSHARE_BIN,
-                "--mount",
-                "--propagation",
-                "slave",
-                "--",
-                "/bin/sh",
-                "-c",
-                _MOUNT_AND_EXEC,
-                "sh",
-                str(empty),
-                str(AUTOSTART_DIR),
-                LIBVIRTD_BIN,
-            ],
+            with_private_binds([(empty, AUTOSTART_DIR)], [LIBVIRTD_BIN]),
             self.workdir / "libvirtd.log",
         )
         self._libvirtd.start()

@@ -24,6 +24,35 @@ from securebuild.errors import SecurebuildError
 logger = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
+UNSHARE_BIN = "/usr/bin/unshare"
+# Bind each (source, target) pair given before "--", then exec the rest: the positional
+# parameters are paths and argv, never parsed by a shell.
+_BIND_AND_EXEC = (
+    'while [ "$1" != -- ]; do mount --bind "$1" "$2" || exit 1; shift 2; done; shift; exec "$@"'
+)
+
+
+def with_private_binds(binds: Sequence[tuple[Path, Path]], argv: Sequence[str]) -> list[str]:
+    """``argv`` run in a mount namespace of its own with each source bound over its target.
+
+    Services that read fixed paths (dockerd's /etc/docker and /etc/hosts, libvirtd's network
+    autostart directory) get private copies this way, and the host's files stay untouched.
+    """
+    pairs = [str(path) for bind in binds for path in bind]
+    return [
+        UNSHARE_BIN,
+        "--mount",
+        "--propagation",
+        "slave",
+        "--",
+        "/bin/sh",
+        "-c",
+        _BIND_AND_EXEC,
+        "sh",
+        *pairs,
+        "--",
+        *argv,
+    ]
 
 
 class ServiceError(SecurebuildError):
