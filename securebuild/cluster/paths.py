@@ -52,3 +52,7 @@ def imagestreams(namespace: str) -> str:
 
 def imagestream(namespace: str, name: str) -> str:
     return f"{imagestreams(namespace)}/{quote(name)}"
+
+
+def configmap(namespace: str, name: str) -> str:
+    return f"/api/v1/namespaces/{quote(namespace)}/configmaps/{quote(name)}"

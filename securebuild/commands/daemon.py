@@ -15,7 +15,9 @@ from types import FrameType
 from typing import Any
 
 from securebuild.cluster import ClusterAccess, Kube
-from securebuild.daemon import Daemon, PlaybookExecutor, load_config
+from securebuild.daemon import Daemon, DaemonConfig, Executor, PlaybookExecutor, load_config
+from securebuild.daemon.vm_executor import VMExecutor
+from securebuild.fleet.vms import Fleet
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,46 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def make_executor(config: DaemonConfig, kube: Kube) -> tuple[Executor, Fleet | None]:
+    """The executor the config asks for, and the fleet of project VMs behind it (mode vm)."""
+    project_dir = config.executor.project_dir or PROJECT_ROOT
+    inventory = config.inventory or PROJECT_ROOT / "inventories" / "local"
+    if config.executor.mode == "playbook":
+        return (
+            PlaybookExecutor(
+                project_dir=project_dir,
+                playbook=config.executor.playbook,
+                cleanup_playbook=config.executor.cleanup_playbook,
+                inventory=inventory,
+                base_dir=config.state_dir,
+            ),
+            None,
+        )
+    fleet = Fleet(inventory=inventory, state_dir=config.state_dir, project_dir=project_dir)
+    executor = VMExecutor(
+        kube=kube,
+        fleet=fleet,
+        base_dir=config.state_dir,
+        registry_cas={k: str(v) for k, v in config.executor.registry_cas.items()},
+        hook_timeout=config.executor.hook_timeout_seconds,
+    )
+    return executor, fleet
+
+
+def make_daemon(config: DaemonConfig, kube: Kube) -> Daemon:
+    """The daemon with its executor; with VMs, the fleet also places projects on build hosts,
+    reaps idle VMs and destroys the VM of a deleted project."""
+    executor, fleet = make_executor(config, kube)
+    return Daemon(
+        config,
+        kube=kube,
+        executor=executor,
+        project_cleanup=fleet.destroy if fleet is not None else None,
+        housekeeping=fleet.reap_idle if fleet is not None else None,
+        placement=fleet,
+    )
+
+
 def run(args: Any) -> int:
     config = load_config(args.config)
     if args.check:
@@ -52,16 +94,8 @@ def run(args: Any) -> int:
         ),
         timeout=(5.0, config.timeouts.request_seconds),
     )
-    inventory = config.inventory or PROJECT_ROOT / "inventories" / "local"
-    executor = PlaybookExecutor(
-        project_dir=config.executor.project_dir or PROJECT_ROOT,
-        playbook=config.executor.playbook,
-        cleanup_playbook=config.executor.cleanup_playbook,
-        inventory=inventory,
-        base_dir=config.state_dir,
-    )
     config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    daemon = Daemon(config, kube=kube, executor=executor)
+    daemon = make_daemon(config, kube)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -111,7 +111,12 @@ def _register_up(subparsers: Any) -> None:
         default=None,
         help="directory holding the build playbook (default: the source tree)",
     )
-    parser.add_argument("--playbook", default="playbooks/build.yml", help="build playbook")
+    parser.add_argument(
+        "--playbook",
+        default=None,
+        help="run this playbook on --inventory instead of building in project VMs "
+        "(executor mode playbook; for trying the daemon without VMs)",
+    )
     parser.add_argument("--inventory", type=Path, default=None, help="default inventories/local")
     parser.set_defaults(func=_run_up)
 
@@ -125,7 +130,7 @@ def _register_down(subparsers: Any) -> None:
 def _run_up(args: argparse.Namespace) -> int:
     # Imported here: only `dev up` needs the daemon and the registry launcher.
     from securebuild.cluster import ClusterAccess, Kube, paths
-    from securebuild.daemon import Daemon, PlaybookExecutor
+    from securebuild.commands.daemon import make_daemon
     from securebuild.daemon.config import (
         ApiConfig,
         ClusterConfig,
@@ -135,6 +140,7 @@ def _run_up(args: argparse.Namespace) -> int:
     from securebuild.devenv.process import free_port
     from securebuild.devenv.registry import Registry
     from securebuild.devenv.testca import TestCA
+    from securebuild.devenv.vmregistry import guest_registry
 
     root = Path(__file__).resolve().parents[2]
     directory: Path = args.dir.resolve()
@@ -146,7 +152,9 @@ def _run_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda _signo, _frame: stop.set())
     started = time.monotonic()
     plane = ControlPlane(directory / "controlplane")
-    registry = Registry(workdir=directory / "registry")
+    in_vms = args.playbook is None
+    # Builds in VMs push through the VM's dockerd, which reaches the host's loopback as 10.0.2.2.
+    registry = guest_registry() if in_vms else Registry(workdir=directory / "registry")
     with plane, registry:
         admin = Kube.from_access(ClusterAccess(kubeconfig=plane.kubeconfig("admin")))
         for namespace in ("alice-project", "bob-project"):
@@ -163,7 +171,11 @@ def _run_up(args: argparse.Namespace) -> int:
             identity="dev-daemon",
             inventory=args.inventory or root / "inventories" / "local",
             executor=ExecutorConfig(
-                project_dir=(args.project_dir or root).resolve(), playbook=args.playbook
+                mode="vm" if in_vms else "playbook",
+                project_dir=(args.project_dir or root).resolve(),
+                playbook=args.playbook or "playbooks/build.yml",
+                cleanup_playbook=None if args.playbook else "playbooks/build-cleanup.yml",
+                registry_cas={registry.address: registry.ca_cert} if in_vms else {},
             ),
             state_dir=directory / "state",
             output_registry=registry.address,
@@ -171,14 +183,7 @@ def _run_up(args: argparse.Namespace) -> int:
         )
         config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         kube = Kube.from_access(ClusterAccess(kubeconfig=config.cluster.kubeconfig))
-        executor = PlaybookExecutor(
-            project_dir=config.executor.project_dir or root,
-            playbook=config.executor.playbook,
-            inventory=config.inventory or root / "inventories" / "local",
-            base_dir=config.state_dir,
-            cleanup_playbook=None,
-        )
-        daemon = Daemon(config, kube=kube, executor=executor).start()
+        daemon = make_daemon(config, kube).start()
         api = daemon.start_api()
         for name in ("admin", "alice", "bob"):
             target = directory / f"{name}.kubeconfig"

@@ -14,9 +14,16 @@ Example (every key optional except ``cluster``)::
     namespace_selector: securebuild.appuio.ch/enabled=true
     inventory: /etc/securebuild/inventory
     executor:
-      project_dir: /usr/share/securebuild       # holds playbooks/
-      playbook: playbooks/build.yml
-      cleanup_playbook: playbooks/build-cleanup.yml   # null: no cleanup run
+      # vm: each build runs playbooks/build.yml in its project's VM, placed and started by the
+      # fleet on the inventory's build hosts. playbook: `playbook` runs on `inventory` as it is
+      # (a stand-in build for tests and for trying the daemon without VMs).
+      mode: vm
+      project_dir: /usr/share/securebuild       # holds playbooks/, roles/
+      playbook: playbooks/build.yml             # mode playbook only
+      cleanup_playbook: playbooks/build-cleanup.yml   # mode playbook only; null: no cleanup run
+      hook_timeout_seconds: 600                 # each .d2i hook in the VM
+      registry_cas:                             # CA the VMs' dockerd trusts, per registry
+        registry.example.net:5000: /etc/securebuild/registry-ca.crt
     limits:
       max_concurrent_builds: 4   # on this daemon
       builds_per_project: 1      # running at once in one namespace, over all daemons
@@ -69,11 +76,17 @@ class ClusterConfig:
     proxy: str | None = None
 
 
+EXECUTOR_MODES = ("vm", "playbook")
+
+
 @dataclass(frozen=True)
 class ExecutorConfig:
+    mode: str = "vm"
     project_dir: Path | None = None
     playbook: str = "playbooks/build.yml"
     cleanup_playbook: str | None = "playbooks/build-cleanup.yml"
+    hook_timeout_seconds: int = 600
+    registry_cas: Mapping[str, Path] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -162,6 +175,27 @@ class _Reader:
         path = Path(value).expanduser()
         return path if path.is_absolute() else (self.base / path)
 
+    def path_map(self, name: str) -> dict[str, Path]:
+        """A mapping of names to existing files (relative to the config file's directory)."""
+        value = self._get(name)
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self.problem(name, "must be a mapping of name: file")
+            return {}
+        result = {}
+        for key, item in value.items():
+            if not isinstance(item, str) or not item.strip():
+                self.problem(f"{name}.{key}", "must be a file path")
+                continue
+            path = Path(item).expanduser()
+            path = path if path.is_absolute() else self.base / path
+            if not path.is_file():
+                self.problem(f"{name}.{key}", f"no such file {path}")
+                continue
+            result[str(key)] = path
+        return result
+
     def boolean(self, name: str, default: bool) -> bool:
         value = self._get(name)
         if value is None:
@@ -241,12 +275,18 @@ def parse_config(data: Any, base: Path) -> DaemonConfig:
 
     e = top.section("executor")
     e.used.add("cleanup_playbook")
+    mode = e.string("mode", "vm") or "vm"
+    if mode not in EXECUTOR_MODES:
+        e.problem("mode", f"must be one of {', '.join(EXECUTOR_MODES)}")
     executor = ExecutorConfig(
+        mode=mode,
         project_dir=e.path("project_dir"),
         playbook=e.string("playbook", "playbooks/build.yml") or "playbooks/build.yml",
         cleanup_playbook=e.string("cleanup_playbook", "playbooks/build-cleanup.yml")
         if e.data.get("cleanup_playbook", "") is not None
         else None,  # an explicit null turns the cleanup run off
+        hook_timeout_seconds=int(e.number("hook_timeout_seconds", 600, minimum=1, integer=True)),
+        registry_cas=e.path_map("registry_cas"),
     )
     e.finish()
 

@@ -22,10 +22,10 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from securebuild.api import ApiServer, User
 from securebuild.cluster import paths
@@ -61,6 +61,8 @@ logger = logging.getLogger(__name__)
 
 #: How often build logs older than ``log_retention_days`` are removed (seconds).
 LOG_EXPIRY_INTERVAL = 3600.0
+#: How often the housekeeping callable (the fleet's idle VM reaper) runs (seconds).
+HOUSEKEEPING_INTERVAL = 60.0
 
 
 def _utcnow() -> dt.datetime:
@@ -155,6 +157,20 @@ class Worker:
     thread: threading.Thread | None = None
 
 
+class BuildHostLimit(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def max_builds(self) -> int: ...
+
+
+class Placement(Protocol):
+    """Where projects' VMs live and how many builds each build host takes (the fleet)."""
+
+    def host_of(self, project: str) -> str | None: ...
+    def hosts(self) -> Sequence[BuildHostLimit]: ...
+
+
 class Daemon:
     """One securebuild daemon; see the module docstring."""
 
@@ -167,6 +183,9 @@ class Daemon:
         reporter: Reporter | None = None,
         tick: float = 0.5,
         project_cleanup: Callable[[str], None] | None = None,
+        housekeeping: Callable[[], object] | None = None,
+        placement: Placement | None = None,
+        housekeeping_interval: float = HOUSEKEEPING_INTERVAL,
     ) -> None:
         self.config = config
         self.identity = config.identity
@@ -186,7 +205,10 @@ class Daemon:
         self.workers: dict[str, Worker] = {}
         self.builds = ObjectCache(keep=is_active, on_change=self._wake.set, transform=slim)
         self.namespaces = _NamespaceCache(self._wake.set, self._namespace_deleted)
-        self.project_cleanup: Callable[[str], None] = project_cleanup or self._remove_project
+        self.project_cleanup: Callable[[str], None] = project_cleanup or self._destroy_vm
+        self.housekeeping = housekeeping
+        self.placement = placement
+        self.housekeeping_interval = housekeeping_interval
         self._cleaned: set[str] = set()
         timeouts = WatchTimeouts(
             request=config.timeouts.request_seconds,
@@ -211,7 +233,10 @@ class Daemon:
         logger.info("daemon %s starting", self.identity)
         self.namespace_reflector.start()
         self.build_reflector.start()
-        for target, name in ((self._schedule_loop, "scheduler"), (self._renew_loop, "renewer")):
+        loops = [(self._schedule_loop, "scheduler"), (self._renew_loop, "renewer")]
+        if self.housekeeping is not None:
+            loops.append((self._housekeeping_loop, "housekeeping"))
+        for target, name in loops:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -265,14 +290,27 @@ class Daemon:
         ).start()
 
     def _cleanup_project(self, namespace: str) -> None:
+        """The project's VM first (``project_cleanup``), then its CA and certificates."""
         try:
             self.project_cleanup(namespace)
-            logger.info("project %s deleted: VM and CA removed", namespace)
         except Exception:
-            logger.exception("cleaning up deleted project %s failed", namespace)
+            logger.exception("destroying the VM of deleted project %s failed", namespace)
+            return
+        shutil.rmtree(ProjectPKI(self.config.state_dir, namespace).directory, ignore_errors=True)
+        logger.info("project %s deleted: VM and CA removed", namespace)
 
-    def _remove_project(self, namespace: str) -> None:
-        """Default cleanup: ``vm-destroy.yml`` for the project, then its PKI directory."""
+    def _housekeeping_loop(self) -> None:
+        """Idle VMs stopped and destroyed (the fleet's reaper), in a thread of its own: a
+        VM shutdown takes seconds to minutes and must not delay claim renewals."""
+        assert self.housekeeping is not None
+        while not self._stop.wait(self.housekeeping_interval):
+            try:
+                self.housekeeping()
+            except Exception:
+                logger.exception("housekeeping failed")
+
+    def _destroy_vm(self, namespace: str) -> None:
+        """Default VM cleanup without a fleet: ``vm-destroy.yml`` for the project."""
         project_dir = self.config.executor.project_dir or Path(__file__).resolve().parents[2]
         playbook = project_dir / "playbooks" / "vm-destroy.yml"
         if playbook.is_file() and self.config.inventory is not None:
@@ -292,8 +330,6 @@ class Daemon:
                 raise RuntimeError(f"vm-destroy.yml for {namespace} ended {result.status}")
         else:
             logger.info("no vm-destroy.yml or inventory: only the CA of %s is removed", namespace)
-        pki = ProjectPKI(self.config.state_dir, namespace).directory
-        shutil.rmtree(pki, ignore_errors=True)
 
     # -- binary builds -------------------------------------------------------------------
     def upload_path(self, uid: str) -> Path:
@@ -413,6 +449,12 @@ class Daemon:
             max_here=self.config.limits.max_concurrent_builds,
             per_project=self.config.limits.builds_per_project,
             now=now,
+            host_of=self.placement.host_of if self.placement else lambda _ns: None,
+            per_host=(
+                {host.name: host.max_builds for host in self.placement.hosts()}
+                if self.placement
+                else None
+            ),
         )
         for candidate in decisions.supersede:
             self._supersede(candidate)

@@ -75,6 +75,44 @@ def default_inputs(job: Job) -> RunInputs:
     )
 
 
+def kill_leftovers(runs: Path, uid: str, attempt: int) -> None:
+    """On a takeover, kill what earlier attempts of Build ``uid`` left running on this host.
+
+    Run names derive from the Build's uid and attempt (security reference 2.2, idempotence),
+    so a new daemon finds the processes and private data dirs of the one that died.
+    """
+    for earlier in range(1, attempt):
+        name = privdir.run_name(uid, earlier)
+        killed = privdir.kill_run_processes(name)
+        if killed:
+            logger.warning("killed %d leftover processes of %s", len(killed), name)
+        privdir.remove_leftovers(runs, name)
+
+
+def relay_cancel(cancel: threading.Event, run: PlaybookRun, name: str) -> Callable[[], None]:
+    """Cancel ``run`` as soon as ``cancel`` is set; returns the function that ends the relay.
+
+    A thread rather than a callback: ``cancel`` is a plain Event set by the daemon (user
+    cancel, deadline, lost claim) from any thread.
+    """
+    done = threading.Event()
+
+    def relay() -> None:
+        while not done.is_set():
+            if cancel.wait(0.2):
+                run.cancel()
+                return
+
+    thread = threading.Thread(target=relay, name=f"cancel {name}", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        done.set()
+        thread.join(1.0)
+
+    return stop
+
+
 class PlaybookExecutor:
     """Runs one playbook per build through :mod:`securebuild.runner` (ansible-runner).
 
@@ -108,12 +146,7 @@ class PlaybookExecutor:
         results = self.base_dir / "results"
         for directory in (runs, results):
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for earlier in range(1, job.attempt):
-            name = privdir.run_name(job.uid, earlier)
-            killed = privdir.kill_run_processes(name)
-            if killed:
-                logger.warning("killed %d leftover processes of %s", len(killed), name)
-            privdir.remove_leftovers(runs, name)
+        kill_leftovers(runs, job.uid, job.attempt)
         inputs = self.prepare(job)
         result_file = results / f"{privdir.run_name(job.uid, job.attempt)}.json"
         result_file.unlink(missing_ok=True)
@@ -130,21 +163,11 @@ class PlaybookExecutor:
             timeout=self.timeout,
         )
         run = PlaybookRun(spec, base_dir=runs, on_line=job.on_line)
-        done = threading.Event()
-
-        def relay_cancel() -> None:
-            while not done.is_set():
-                if cancel.wait(0.2):
-                    run.cancel()
-                    return
-
-        relay = threading.Thread(target=relay_cancel, name=f"cancel {job.name}", daemon=True)
-        relay.start()
+        stop_relay = relay_cancel(cancel, run, job.name)
         try:
             result = run.run()
         finally:
-            done.set()
-            relay.join(1.0)
+            stop_relay()
         extra: dict[str, Any] = {}
         with contextlib.suppress(FileNotFoundError, ValueError):
             extra = json.loads(result_file.read_text())

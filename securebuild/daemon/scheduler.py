@@ -10,14 +10,16 @@ without a cluster. OpenShift's rules (reference section 8):
 * ``Parallel``: no ordering. Builds that do not come from a BuildConfig are always runnable.
 
 On top, securebuild limits how many builds run at once per namespace (the project's VM runs one
-build at a time by default; counted over all daemons through live claims) and per daemon.
+build at a time by default; counted over all daemons through live claims), per daemon, and per
+build host (the inventory's ``securebuild_host_max_builds``, for projects whose VM is placed;
+a project not placed yet is placed when its build starts).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +94,8 @@ def plan(
     max_here: int,
     per_project: int,
     now: dt.datetime,
+    host_of: Callable[[str], str | None] = lambda _namespace: None,
+    per_host: Mapping[str, int] | None = None,
 ) -> Plan:
     candidates = list(builds)
     by_bc: dict[tuple[str, str], list[Candidate]] = {}
@@ -99,6 +103,7 @@ def plan(
         if c.bc:
             by_bc.setdefault((c.namespace, c.bc), []).append(c)
     occupied: Counter[str] = Counter()
+    on_host: Counter[str] = Counter()
     free: list[Candidate] = []
     for c in candidates:
         held_by_other = c.claim is not None and c.claim.holder != identity and now < c.claim.expires
@@ -107,6 +112,7 @@ def plan(
             # not run here yet (a binary upload claims its Build at creation) is no occupant:
             # it is the build waiting for the slot.
             occupied[c.namespace] += 1
+            on_host[host_of(c.namespace) or ""] += 1
         else:
             free.append(c)
     supersede: list[Candidate] = []
@@ -136,7 +142,11 @@ def plan(
             break
         if occupied[c.namespace] >= per_project:
             continue
+        host = host_of(c.namespace)
+        if host and per_host and host in per_host and on_host[host] >= per_host[host]:
+            continue
         start.append(c)
         occupied[c.namespace] += 1
+        on_host[host or ""] += 1
         slots -= 1
     return Plan(start=start, finish_cancelled=finish, supersede=supersede)

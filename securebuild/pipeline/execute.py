@@ -148,6 +148,7 @@ def run_plan(
     on_line: Callable[[str], None],
     base_dir: Path,
     build_uid: str | None = None,
+    attempt: int = 0,
     registry_cas: Mapping[str, str] | None = None,
     on_start: Callable[[PlaybookRun], None] | None = None,
     timeout: int | None = None,
@@ -171,7 +172,7 @@ def run_plan(
     }
     spec = RunSpec(
         build_uid=uid,
-        attempt=0,
+        attempt=attempt,
         project_dir=REPO_ROOT,
         playbook=PLAYBOOK,
         inventory=vm.inventory(),

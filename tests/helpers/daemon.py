@@ -79,7 +79,12 @@ def write_config_file(config: DaemonConfig, path: Path) -> Path:
         "cluster": {"kubeconfig": str(config.cluster.kubeconfig)},
         "identity": config.identity,
         "inventory": str(DATA / "inventory.yml"),
-        "executor": {"project_dir": str(DATA), "playbook": "build.yml", "cleanup_playbook": None},
+        "executor": {
+            "mode": "playbook",
+            "project_dir": str(DATA),
+            "playbook": "build.yml",
+            "cleanup_playbook": None,
+        },
         "limits": dataclasses.asdict(config.limits),
         "timeouts": dataclasses.asdict(config.timeouts),
         "state_dir": str(config.state_dir),

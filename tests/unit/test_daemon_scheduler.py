@@ -109,3 +109,17 @@ def test_global_limit() -> None:
         running_here={"n9/other"},
     )
     assert names(p.start) == ["b-0", "b-1"]
+
+
+def test_per_host_limit_counts_builds_of_all_projects_on_the_host() -> None:
+    hosts = {"a": "host-1", "b": "host-1", "c": "host-2"}
+    builds = [
+        build("a-1", ns="a", bc=None, holder="other", number=1),  # running on host-1
+        build("b-1", ns="b", bc=None, number=2),
+        build("c-1", ns="c", bc=None, number=3),
+        build("d-1", ns="d", bc=None, number=4),  # not placed yet: no host limit applies
+    ]
+    p = run(builds, host_of=hosts.get, per_host={"host-1": 1, "host-2": 1})
+    assert names(p.start) == ["c-1", "d-1"]
+    p = run(builds, host_of=hosts.get, per_host={"host-1": 2, "host-2": 1})
+    assert names(p.start) == ["b-1", "c-1", "d-1"]

@@ -1,0 +1,386 @@
+"""The daemon running Builds in the project VM: ``securebuild start-build`` -> terminal phase.
+
+Everything is real: the API server with OpenShift's CRDs, ``securebuild daemon --config`` as a
+child process (executor mode ``vm``: the fleet finds the shared project VM warm, the pipeline
+runs ``playbooks/build.yml`` in it), its HTTPS log API, the registry the VM pushes to and the git
+server it clones from. What cannot run here is OpenShift's own build controller; the daemon
+stands in for it (owner mode), which is what these tests check. The namespace is the shared
+VM's project, so no second VM is made.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from securebuild.cluster import Kube, paths
+from securebuild.cluster.claims import Claim
+from securebuild.devenv.controlplane import ControlPlane
+from securebuild.devenv.gitserver import GitServer
+from securebuild.devenv.process import free_port
+from securebuild.devenv.registry import Registry
+from securebuild.devenv.testca import TestCA
+from securebuild.devenv.vmregistry import MANIFEST_V2, image_config
+from tests.fixtures.pipeline import SYSTEM_CA_BUNDLE, Pipeline
+from tests.helpers.cluster import build_events, get_build, kube_for, phase, wait_for
+from tests.helpers.daemon import DaemonProcess
+
+ROOT = Path(__file__).resolve().parents[2]
+TERMINAL = ("Complete", "Failed", "Error", "Cancelled")
+OPT_IN = "securebuild.appuio.ch/enabled"
+
+
+@dataclass
+class VMDaemon:
+    admin: Kube
+    namespace: str
+    pipeline: Pipeline
+    config_file: Path
+    env: dict[str, str]
+    log: Path
+    process: DaemonProcess | None = None
+
+    def start(self) -> None:
+        self.process = DaemonProcess(self.config_file, self.log).start()
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+    def cli(self, *argv: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "securebuild", *argv, "-n", self.namespace],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def buildconfig(self, name: str, spec: dict[str, Any]) -> None:
+        body = {
+            "apiVersion": "build.openshift.io/v1",
+            "kind": "BuildConfig",
+            "metadata": {"name": name, "namespace": self.namespace},
+            "spec": {"runPolicy": "Serial", **spec},
+        }
+        self.admin.request("POST", paths.buildconfigs(self.namespace), body=body)
+
+    def wait(self, name: str, phases: tuple[str, ...], timeout: float = 600) -> dict[str, Any]:
+        result: dict[str, Any] = wait_for(
+            f"{self.namespace}/{name} in {phases}",
+            lambda: (b := get_build(self.admin, self.namespace, name)) and phase(b) in phases and b,
+            timeout=timeout,
+            interval=0.5,
+        )
+        return result
+
+    def daemon_log(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+def _secret(admin: Kube, namespace: str, name: str, kind: str, data: dict[str, bytes]) -> None:
+    admin.request(
+        "POST",
+        f"/api/v1/namespaces/{namespace}/secrets",
+        body={
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name},
+            "type": kind,
+            "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def vm_daemon(
+    controlplane: ControlPlane,
+    pipeline: Pipeline,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[VMDaemon]:
+    tmp = tmp_path_factory.mktemp("vm-daemon")
+    admin = kube_for(controlplane, "admin")
+    namespace = pipeline.vm.project
+    admin.request(
+        "POST",
+        paths.namespaces(),
+        body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+    )
+    admin.request(
+        "PATCH",
+        paths.namespace(namespace),
+        body={"metadata": {"labels": {OPT_IN: "true"}}},
+        content_type="application/merge-patch+json",
+    )
+    registry = pipeline.registry
+    auth = base64.b64encode(f"{registry.username}:{registry.password}".encode()).decode()
+    dockerconfig = {"auths": {registry.address: {"auth": auth}}}
+    _secret(
+        admin,
+        namespace,
+        "registry-auth",
+        "kubernetes.io/dockerconfigjson",
+        {".dockerconfigjson": json.dumps(dockerconfig).encode()},
+    )
+    cert = TestCA(tmp / "api-pki").server("api", ("127.0.0.1", "localhost"))
+    config = {
+        "cluster": {"kubeconfig": str(controlplane.kubeconfig("daemon"))},
+        "identity": "vm-daemon",
+        "inventory": str(ROOT / "inventories" / "local"),
+        "executor": {"mode": "vm", "registry_cas": {registry.address: str(registry.ca_cert)}},
+        "timeouts": {"lease_seconds": 15, "watch_inactivity_seconds": 30, "request_seconds": 10},
+        # the shared VM's state: its record, SSH key, pinned host key and project PKI
+        "state_dir": str(pipeline.vm.state_dir),
+        "log_dir": str(tmp / "logs"),
+        "output_registry": registry.address,
+        "record_imagestream_tags": True,
+        "api": {
+            "listen": f"127.0.0.1:{free_port()}",
+            "tls_cert": str(cert.cert),
+            "tls_key": str(cert.key),
+        },
+    }
+    config_file = tmp / "daemon.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(controlplane.kubeconfig("admin")),
+        "SECUREBUILD_API_CA": str(tmp / "api-pki" / "ca.crt"),
+        "REQUESTS_CA_BUNDLE": SYSTEM_CA_BUNDLE,
+    }
+    daemon = VMDaemon(admin, namespace, pipeline, config_file, env, tmp / "daemon.log")
+    daemon.start()
+    try:
+        url = wait_for(
+            "the daemon's API URL in its claims log line",
+            lambda: _api_url(daemon.log),
+            timeout=60,
+            interval=0.5,
+        )
+        daemon.env["SECUREBUILD_API"] = url
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+def _manifest_digest(registry: Registry, repository: str, tag: str) -> str:
+    response = registry.session().head(
+        f"https://127.0.0.1:{registry.port}/v2/{repository}/manifests/{tag}",
+        headers={"Accept": MANIFEST_V2},
+        timeout=30,
+    )
+    response.raise_for_status()
+    return str(response.headers["Docker-Content-Digest"])
+
+
+def _api_url(log: Path) -> str | None:
+    if not log.exists():
+        return None
+    for line in log.read_text(errors="replace").splitlines():
+        if "API listening on " in line:
+            return line.rsplit("API listening on ", 1)[1].strip()
+    return None
+
+
+def test_start_build_from_git_completes_in_the_vm(
+    vm_daemon: VMDaemon, git_server: GitServer
+) -> None:
+    ns, admin, registry = vm_daemon.namespace, vm_daemon.admin, vm_daemon.pipeline.registry
+    commit = git_server.create_repo(
+        "daemon-app", {"Dockerfile": "FROM busybox\nRUN echo built by $FROM_SECRET\n"}
+    )
+    _secret(
+        admin,
+        ns,
+        "git-auth",
+        "kubernetes.io/basic-auth",
+        {
+            "username": git_server.username.encode(),
+            "password": git_server.token.encode(),
+            "ca.crt": git_server.ca_cert.read_bytes(),
+        },
+    )
+    _secret(admin, ns, "app-env", "Opaque", {"value": b"valueFrom-works"})
+    admin.request(
+        "POST",
+        paths.imagestreams(ns),
+        body={
+            "apiVersion": "image.openshift.io/v1",
+            "kind": "ImageStream",
+            "metadata": {"name": "app"},
+        },
+    )
+    vm_daemon.buildconfig(
+        "app",
+        {
+            "source": {
+                "type": "Git",
+                "git": {"uri": git_server.url("daemon-app"), "ref": "main"},
+                "sourceSecret": {"name": "git-auth"},
+            },
+            "strategy": {
+                "type": "Docker",
+                "dockerStrategy": {
+                    "from": {"kind": "DockerImage", "name": f"{registry.address}/busybox:latest"},
+                    "pullSecret": {"name": "registry-auth"},
+                    "env": [
+                        {
+                            "name": "FROM_SECRET",
+                            "valueFrom": {"secretKeyRef": {"name": "app-env", "key": "value"}},
+                        }
+                    ],
+                },
+            },
+            "output": {
+                "to": {"kind": "ImageStreamTag", "name": "app:latest"},
+                "pushSecret": {"name": "registry-auth"},
+                "imageLabels": [{"name": "org.example.team", "value": "daemon"}],
+            },
+        },
+    )
+    started = vm_daemon.cli("start-build", "app", "-F")
+    assert started.returncode == 0, started.stdout + started.stderr + vm_daemon.daemon_log()
+    assert "build.build.openshift.io/app-1 started" in started.stdout
+    assert "built by valueFrom-works" in started.stdout
+    build = vm_daemon.wait("app-1", TERMINAL)
+    status = build["status"]
+    assert status["phase"] == "Complete", (status, vm_daemon.daemon_log())
+    reference = f"{registry.address}/{ns}/app:latest"
+    assert status["outputDockerImageReference"] == reference
+    digest = status["output"]["to"]["imageDigest"]
+    assert _manifest_digest(registry, f"{ns}/app", "latest") == digest
+    config = image_config(registry, f"{ns}/app", "latest")["config"]
+    labels = config["Labels"]
+    assert labels["io.openshift.build.name"] == "app-1"
+    assert labels["io.openshift.build.namespace"] == ns
+    assert labels["io.openshift.build.commit.id"] == commit
+    assert labels["org.example.team"] == "daemon"
+    assert "FROM_SECRET=valueFrom-works" in config["Env"]
+    assert build["spec"]["revision"]["git"]["commit"] == commit
+    assert [s["name"] for s in status["stages"]][:1] == ["FetchInputs"]
+    assert "PushImage" in [s["name"] for s in status["stages"]]
+    reasons = sorted(e["reason"] for e in build_events(admin, ns, "app-1"))
+    assert reasons == ["BuildCompleted", "BuildStarted"]
+    stream = admin.get(paths.imagestream(ns, "app"))
+    tags = {t["tag"]: t["items"][0]["image"] for t in stream["status"]["tags"]}
+    assert tags == {"latest": digest}
+
+
+def test_binary_build_failing_run_is_failed_with_snippet(
+    vm_daemon: VMDaemon, tmp_path: Path
+) -> None:
+    registry = vm_daemon.pipeline.registry
+    vm_daemon.buildconfig(
+        "broken",
+        {
+            "source": {"type": "Binary", "binary": {}},
+            "strategy": {"type": "Docker", "dockerStrategy": {}},
+            "output": {
+                "to": {"kind": "DockerImage", "name": f"{registry.address}/e2e/broken:latest"},
+                "pushSecret": {"name": "registry-auth"},
+            },
+        },
+    )
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM busybox\nRUN echo about to fail && exit 3\n")
+    started = vm_daemon.cli("start-build", "broken", "--from-dir", str(context), "--wait")
+    assert started.returncode != 0, started.stdout
+    status = vm_daemon.wait("broken-1", TERMINAL)["status"]
+    assert status["phase"] == "Failed", (status, vm_daemon.daemon_log())
+    assert status["reason"] == "DockerBuildFailed"
+    assert status["message"] == "Dockerfile build strategy has failed."
+    assert "about to fail" in vm_daemon.cli("logs", "broken-1").stdout
+    assert status.get("logSnippet")
+    reasons = sorted(
+        e["reason"] for e in build_events(vm_daemon.admin, vm_daemon.namespace, "broken-1")
+    )
+    assert reasons == ["BuildFailed", "BuildStarted"]
+
+
+def test_missing_secret_fails_before_the_vm_is_used(vm_daemon: VMDaemon) -> None:
+    vm_daemon.buildconfig(
+        "nosecret",
+        {
+            "source": {"type": "Dockerfile", "dockerfile": "FROM busybox\n"},
+            "strategy": {"type": "Docker", "dockerStrategy": {"pullSecret": {"name": "nope"}}},
+        },
+    )
+    assert vm_daemon.cli("start-build", "nosecret").returncode == 0
+    status = vm_daemon.wait("nosecret-1", TERMINAL, timeout=120)["status"]
+    assert status["phase"] == "Failed"
+    assert status["message"] == "These resources do not exist: Secrets [nope]"
+
+
+def _sleeping_build(vm_daemon: VMDaemon, name: str, seconds: int) -> None:
+    vm_daemon.buildconfig(
+        name,
+        {
+            "source": {
+                "type": "Dockerfile",
+                "dockerfile": f"FROM busybox\nRUN echo sleeping && sleep {seconds} && echo woke\n",
+            },
+            "strategy": {"type": "Docker", "dockerStrategy": {}},
+        },
+    )
+    assert vm_daemon.cli("start-build", name).returncode == 0
+
+
+def _wait_log(vm_daemon: VMDaemon, build: str, needle: str, timeout: float = 600) -> None:
+    wait_for(
+        f"{needle!r} in the log of {build}",
+        lambda: needle in vm_daemon.cli("logs", build, timeout=60).stdout,
+        timeout=timeout,
+        interval=2,
+    )
+
+
+def test_cancel_stops_the_build_in_the_vm(vm_daemon: VMDaemon) -> None:
+    _sleeping_build(vm_daemon, "sleepy", 600)
+    _wait_log(vm_daemon, "sleepy-1", "sleeping")
+    cancelled = vm_daemon.cli("cancel-build", "sleepy-1")
+    assert cancelled.returncode == 0, cancelled.stderr
+    status = vm_daemon.wait("sleepy-1", TERMINAL, timeout=180)["status"]
+    assert status["phase"] == "Cancelled"
+    assert status["reason"] == "CancelledBuild"
+    docker = vm_daemon.pipeline.vm.docker
+    wait_for(
+        "no container left in the VM",
+        lambda: not docker.containers(all=True),
+        timeout=120,
+        interval=2,
+    )
+    procs = vm_daemon.pipeline.vm.ssh("pgrep", "-f", "sleep 600")
+    assert procs.stdout.strip() == "", procs.stdout
+
+
+def test_sigkill_of_the_daemon_mid_build_is_taken_over(vm_daemon: VMDaemon) -> None:
+    _sleeping_build(vm_daemon, "crashy", 20)
+    _wait_log(vm_daemon, "crashy-1", "sleeping")
+    vm_daemon.kill()
+    killed_at = time.monotonic()
+    vm_daemon.start()
+    build = vm_daemon.wait("crashy-1", TERMINAL, timeout=900)
+    assert build["status"]["phase"] == "Complete", (build["status"], vm_daemon.daemon_log())
+    claim = Claim.of(build)
+    assert claim is not None and claim.attempt == 2
+    assert time.monotonic() - killed_at >= 15  # not before the lease ran out
+    reasons = [e["reason"] for e in build_events(vm_daemon.admin, vm_daemon.namespace, "crashy-1")]
+    assert reasons.count("BuildCompleted") == 1 and "BuildFailed" not in reasons
+    assert "took over this build (attempt 2)" in vm_daemon.cli("logs", "crashy-1").stdout
