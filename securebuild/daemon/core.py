@@ -41,6 +41,7 @@ from securebuild.daemon.config import DaemonConfig
 from securebuild.daemon.executor import Executor, Job, Outcome
 from securebuild.daemon.reporter import OwnerReporter, Reporter
 from securebuild.daemon.scheduler import Candidate, plan
+from securebuild.errors import SecurebuildError
 from securebuild.logs import LogStore
 from securebuild.model import Build, ModelError, validate
 from securebuild.model.generate import MANUALLY_TRIGGERED, BuildRequest
@@ -449,7 +450,7 @@ class Daemon:
             max_here=self.config.limits.max_concurrent_builds,
             per_project=self.config.limits.builds_per_project,
             now=now,
-            host_of=self.placement.host_of if self.placement else lambda _ns: None,
+            host_of=self._host_of_cached(),
             per_host=(
                 {host.name: host.max_builds for host in self.placement.hosts()}
                 if self.placement
@@ -462,6 +463,23 @@ class Daemon:
             self._claim_and_start(builds[candidate.key], cancelled_only=True)
         for candidate in decisions.start:
             self._claim_and_start(builds[candidate.key], cancelled_only=False)
+
+    def _host_of_cached(self) -> Callable[[str], str | None]:
+        """The placement's ``host_of`` (a file read), memoised for one scheduling pass."""
+        placement = self.placement
+        if placement is None:
+            return lambda _namespace: None
+        known: dict[str, str | None] = {}
+
+        def host_of(namespace: str) -> str | None:
+            if namespace not in known:
+                try:
+                    known[namespace] = placement.host_of(namespace)
+                except SecurebuildError:  # not a valid project name: never placed
+                    known[namespace] = None
+            return known[namespace]
+
+        return host_of
 
     def _candidates_of(self, builds: dict[str, dict[str, Any]]) -> list[Candidate]:
         """Candidates, re-read only for Builds whose resourceVersion changed (10,000 Builds
