@@ -60,10 +60,10 @@ def ansible_binary(name: str) -> str:
     return found
 
 
-def clean_env(state_dir: Path | None = None) -> dict[str, str]:
+def clean_env(state_dir: Path | None = None, project_dir: Path = REPO_ROOT) -> dict[str, str]:
     """Environment for Ansible: our ansible.cfg and state dir, no CA overrides."""
     env = {k: v for k, v in os.environ.items() if k not in TLS_ENV_OVERRIDES}
-    env["ANSIBLE_CONFIG"] = str(REPO_ROOT / "ansible.cfg")
+    env["ANSIBLE_CONFIG"] = str(project_dir / "ansible.cfg")
     if state_dir is not None:
         env["SECUREBUILD_STATE_DIR"] = str(state_dir)
     return env
@@ -72,12 +72,13 @@ def clean_env(state_dir: Path | None = None) -> dict[str, str]:
 class PlaybookRunner:
     """Runs playbooks of the checkout against one inventory with one control-side state dir."""
 
-    def __init__(self, *, inventory: Path, state_dir: Path) -> None:
+    def __init__(self, *, inventory: Path, state_dir: Path, project_dir: Path = REPO_ROOT) -> None:
         self.inventory = inventory
         self.state_dir = state_dir
+        self.project_dir = project_dir
 
     def env(self) -> dict[str, str]:
-        env = clean_env(self.state_dir)
+        env = clean_env(self.state_dir, self.project_dir)
         env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.posix.json"
         return env
 
@@ -97,12 +98,17 @@ class PlaybookRunner:
         argv = [ansible_binary("ansible-playbook"), "-i", str(self.inventory)]
         if limit is not None:
             argv += ["--limit", limit]
-        argv += [str(REPO_ROOT / playbook)]
+        argv += [str(self.project_dir / playbook)]
         if extra_vars:
             argv += ["-e", json.dumps(dict(extra_vars))]
         start = time.monotonic()
         proc = subprocess.run(
-            argv, cwd=REPO_ROOT, env=self.env(), capture_output=True, text=True, check=False
+            argv,
+            cwd=self.project_dir,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            check=False,
         )
         seconds = time.monotonic() - start
         try:
