@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -29,14 +28,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from securebuild.devenv.project_vm import ProjectVM, ProjectVMError, VMEndpoints
 from securebuild.errors import SecurebuildError
+from securebuild.fleet.vms import Fleet
 from securebuild.model import BuildConfig, ModelError, load_document, object_from_dict, validate
 from securebuild.model.generate import generate_build
 from securebuild.model.parse import read_text
 from securebuild.pipeline.execute import REPO_ROOT, BuildOutcome, VMTarget, run_plan
 from securebuild.pipeline.plan import PlanError, SecretData, make_plan
-from securebuild.pipeline.steps import ssh_argv
 from securebuild.runner import PlaybookRun
 
 logger = logging.getLogger(__name__)
@@ -165,32 +163,9 @@ def _archive_dir(directory: Path) -> Path:
 
 
 def _vm_target(args: argparse.Namespace, project: str) -> VMTarget:
-    """Ensure the project's VM (warm: reuse when it answers SSH) and return its endpoints."""
-    state_dir: Path = args.state_dir
-    # the operators' VM playbooks, through the launcher the tests use
-    launcher = ProjectVM(project, state_dir=state_dir, inventory=args.inventory)
-    endpoints: VMEndpoints | None = None
-    try:
-        endpoints = launcher.read_endpoints()
-        probe = subprocess.run(
-            ssh_argv(VMTarget.from_record(endpoints).as_vars(), "true"),
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-        if probe.returncode != 0:
-            endpoints = None
-    except (SecurebuildError, subprocess.TimeoutExpired, KeyError):
-        endpoints = None
-    if endpoints is None:
-        print(f"securebuild: starting the VM of project {project} (cold start)", file=sys.stderr)
-        try:
-            endpoints = launcher.start().endpoints
-        except ProjectVMError as exc:
-            raise RunError(str(exc)) from exc
-        if endpoints is None:
-            raise RunError(f"the VM of project {project} did not report its endpoints")
-    return VMTarget.from_record(endpoints)
+    """The project's VM from the fleet: warm when it answers SSH, else a cold start."""
+    fleet = Fleet(inventory=args.inventory, state_dir=args.state_dir, project_dir=REPO_ROOT)
+    return fleet.ensure(project, on_line=lambda line: print(line, file=sys.stderr, flush=True))
 
 
 def run(args: argparse.Namespace) -> int:

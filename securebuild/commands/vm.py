@@ -1,97 +1,84 @@
 """``securebuild vm list|stop|destroy|reset PROJECT``: operators' handle on project VMs.
 
-``list`` reads libvirt (domains named ``sb-<project>``, as the ``project_vm`` role names them);
-the others run the same playbooks an operator would run by hand (DESIGN section 6), with the
-project as an extra variable after checking it is a valid project name (DNS-1123 label)::
+Everything goes through the fleet (:class:`securebuild.fleet.vms.Fleet`), as the daemon does:
+the project's build host comes from its placement record in the state dir, and the same
+playbooks an operator would run by hand (DESIGN section 6) run with
+``-e securebuild_build_host=<host>``, after checking the project is a DNS-1123 label::
 
     stop     playbooks/vm-ensure.yml  -e securebuild_vm_state=stopped  (disks kept)
     reset    playbooks/vm-ensure.yml  -e securebuild_vm_reset=true     (root disk rebuilt)
     destroy  playbooks/vm-destroy.yml                                   (domain and disks gone)
+
+``list`` shows the VMs of the state dir and every ``sb-<project>`` domain on this machine's
+libvirt; the state of a VM on a remote build host is ``unknown`` (not asked, not guessed).
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
+import argparse
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
-from securebuild.errors import SecurebuildError
-from securebuild.model.names import dns1123_label
-from securebuild.runner.adapter import ansible_playbook_binary
+from securebuild.fleet.vms import Fleet, check_project
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DOMAIN_PREFIX = "sb-"
-ACTIONS: dict[str, tuple[str, dict[str, Any]]] = {
-    "stop": ("playbooks/vm-ensure.yml", {"securebuild_vm_state": "stopped"}),
-    "reset": ("playbooks/vm-ensure.yml", {"securebuild_vm_reset": True}),
-    "destroy": ("playbooks/vm-destroy.yml", {}),
+ACTIONS = {
+    "stop": "shut a project's VM down (disks kept)",
+    "reset": "rebuild a project's VM from the golden image (cache disk kept)",
+    "destroy": "remove a project's VM and its disks",
 }
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-i",
+        "--inventory",
+        type=Path,
+        default=PROJECT_ROOT / "inventories" / "local",
+        help="Ansible inventory (default inventories/local)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(
+            os.environ.get("SECUREBUILD_STATE_DIR") or Path.home() / ".cache/securebuild/state"
+        ),
+        help="control-side state: SSH keys, pinned host keys, PKI, VM records",
+    )
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("vm", help="list, stop, reset or destroy project VMs")
     actions = parser.add_subparsers(dest="vm_action", metavar="ACTION", required=True)
-    listing = actions.add_parser("list", help="project VMs on this build host and their state")
-    listing.add_argument("--libvirt-uri", default="qemu:///system")
+    listing = actions.add_parser("list", help="project VMs, their build host and state")
+    _common(listing)
     listing.set_defaults(func=vm_list)
-    for action, (playbook, _extra) in ACTIONS.items():
-        sub = actions.add_parser(action, help=f"{action} a project's VM ({playbook})")
+    for action, text in ACTIONS.items():
+        sub = actions.add_parser(action, help=text)
         sub.add_argument("project", metavar="PROJECT")
-        sub.add_argument(
-            "-i",
-            "--inventory",
-            type=Path,
-            default=PROJECT_ROOT / "inventories" / "local",
-            help="Ansible inventory (default inventories/local)",
-        )
+        _common(sub)
         sub.set_defaults(func=vm_action, action=action)
 
 
+def _fleet(args: Any) -> Fleet:
+    return Fleet(inventory=args.inventory, state_dir=args.state_dir, project_dir=PROJECT_ROOT)
+
+
 def vm_list(args: Any) -> int:
-    try:
-        names = subprocess.run(
-            ["virsh", "-c", args.libvirt_uri, "list", "--all", "--name"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
-        ).stdout.split()
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise SecurebuildError(f"cannot list libvirt domains at {args.libvirt_uri}: {exc}") from exc
-    rows = []
-    for name in sorted(n for n in names if n.startswith(DOMAIN_PREFIX)):
-        state = subprocess.run(
-            ["virsh", "-c", args.libvirt_uri, "domstate", name],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=30,
-        ).stdout.strip()
-        rows.append((name.removeprefix(DOMAIN_PREFIX), name, state or "unknown"))
-    print(f"{'PROJECT':30} {'DOMAIN':33} STATE")
-    for project, domain, state in rows:
-        print(f"{project:30} {domain:33} {state}")
+    fleet = _fleet(args)
+    states = fleet.states()
+    print(f"{'PROJECT':30} {'HOST':30} STATE")
+    for project, state in sorted(states.items()):
+        host = fleet.host_of(project) or "-"
+        print(f"{project:30} {host:30} {state}")
     return 0
 
 
 def vm_action(args: Any) -> int:
-    problem = dns1123_label(args.project)
-    if problem is not None:
-        raise SecurebuildError(f"project {args.project!r}: {problem}")
-    playbook, extra = ACTIONS[args.action]
-    if not (PROJECT_ROOT / playbook).is_file():
-        raise SecurebuildError(f"{playbook} is not installed in {PROJECT_ROOT}")
-    variables = {"securebuild_project": args.project, **extra}
-    argv = [
-        ansible_playbook_binary(),
-        "-i",
-        str(args.inventory),
-        playbook,
-        "-e",
-        json.dumps(variables),
-    ]
-    result = subprocess.run(argv, cwd=PROJECT_ROOT, check=False)
-    if result.returncode != 0:
-        raise SecurebuildError(f"{playbook} failed (exit status {result.returncode})")
+    check_project(args.project)  # tenant-influenced: checked before anything runs
+    fleet = _fleet(args)
+    getattr(fleet, args.action)(args.project)
+    print(f"securebuild: {args.action} of the VM of project {args.project}: done", file=sys.stderr)
     return 0

@@ -9,38 +9,35 @@ directory (SSH key, pinned host key, PKI) is private to the instance unless give
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
-import shlex
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
 from securebuild.devenv.process import Service, ServiceError
+from securebuild.fleet.errors import FleetError
+from securebuild.fleet.playbooks import (
+    REPO_ROOT,
+    TLS_ENV_OVERRIDES,
+    PlaybookResult,
+    PlaybookRunner,
+)
+from securebuild.fleet.records import VMEndpoints, read_endpoints
 from securebuild.pki import ProjectPKI
 
 logger = logging.getLogger(__name__)
 
-#: The checkout holding playbooks/, roles/ and inventories/ (the package is installed editable).
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-#: Environment variables that would make TLS clients trust another CA than the one given.
-TLS_ENV_OVERRIDES = (
-    "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "DOCKER_CERT_PATH",
-    "DOCKER_TLS_VERIFY",
-    "DOCKER_HOST",
-)
+__all__ = [
+    "REPO_ROOT",
+    "SERVER_HOSTS",
+    "TLS_ENV_OVERRIDES",
+    "PlaybookResult",
+    "ProjectVM",
+    "ProjectVMError",
+    "VMEndpoints",
+]
 
 #: Names dockerd's certificate must carry: the control side reaches it on a loopback forward.
 SERVER_HOSTS = ("127.0.0.1", "localhost")
@@ -50,63 +47,6 @@ _PROJECT_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,48}[a-z0-9])?$")
 
 class ProjectVMError(ServiceError):
     """A playbook run for a project VM failed; the message carries the end of its output."""
-
-
-@dataclass(frozen=True)
-class PlaybookResult:
-    """Outcome of one ansible-playbook run: per-host stats and how long it took."""
-
-    changed: int
-    failed: int
-    seconds: float
-    output: str
-
-
-@dataclass(frozen=True)
-class VMEndpoints:
-    """How the control side reaches the VM, as recorded by the project_vm role (vm.json)."""
-
-    project: str
-    domain: str
-    accel: str
-    image_version: str
-    ssh_host: str
-    ssh_port: int
-    ssh_user: str
-    ssh_key: Path
-    known_hosts: Path
-    docker_host: str
-    docker_port: int
-    pki: ProjectPKI = field(compare=False)
-
-    @property
-    def docker_url(self) -> str:
-        return f"https://{self.docker_host}:{self.docker_port}"
-
-    def ssh_argv(self, *command: str) -> list[str]:
-        """argv for running ``command`` in the VM over SSH with the pinned host key.
-
-        sshd hands the command to the remote shell as one string, so it is quoted here: each
-        element arrives as one argument, whatever it contains.
-        """
-        return [
-            "ssh",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            f"UserKnownHostsFile={self.known_hosts}",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "BatchMode=yes",
-            "-i",
-            str(self.ssh_key),
-            "-p",
-            str(self.ssh_port),
-            f"{self.ssh_user}@{self.ssh_host}",
-            "--",
-            shlex.join(command),
-        ]
 
 
 class ProjectVM(Service):
@@ -134,49 +74,25 @@ class ProjectVM(Service):
         self.ensure_project_pki = ensure_project_pki
         self.endpoints: VMEndpoints | None = None
 
-    # -- playbooks ---------------------------------------------------------------------------
+    # -- playbooks (the fleet's runner: one way to run them) -------------------------------
+
+    def _runner(self) -> PlaybookRunner:
+        return PlaybookRunner(inventory=self.inventory, state_dir=self.state_dir)
 
     def env(self) -> dict[str, str]:
         """Environment for ansible-playbook: our config and state dir, no CA overrides."""
-        env = {k: v for k, v in os.environ.items() if k not in TLS_ENV_OVERRIDES}
-        env["ANSIBLE_CONFIG"] = str(REPO_ROOT / "ansible.cfg")
-        env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.posix.json"
-        env["SECUREBUILD_STATE_DIR"] = str(self.state_dir)
-        return env
+        return self._runner().env()
 
     def run_playbook(self, playbook: str, **extra_vars: object) -> PlaybookResult:
         """Run ``playbook`` (relative to the checkout) and return its stats; raise on failure."""
-        ansible_playbook = str(Path(sys.executable).parent / "ansible-playbook")
-        if not Path(ansible_playbook).exists():
-            ansible_playbook = shutil.which("ansible-playbook") or "ansible-playbook"
-        argv = [
-            ansible_playbook,
-            "-i",
-            str(self.inventory),
-            str(REPO_ROOT / playbook),
-            "-e",
-            json.dumps({"securebuild_project": self.project, **extra_vars}),
-        ]
-        start = time.monotonic()
-        proc = subprocess.run(
-            argv, cwd=REPO_ROOT, env=self.env(), capture_output=True, text=True, check=False
-        )
-        seconds = time.monotonic() - start
         try:
-            stats = json.loads(proc.stdout)["stats"]
-        except (ValueError, KeyError):
-            stats = {}
-        changed = sum(int(s.get("changed", 0)) for s in stats.values())
-        failed = sum(
-            int(s.get("failures", 0)) + int(s.get("unreachable", 0)) for s in stats.values()
-        )
-        if proc.returncode != 0 or failed or not stats:
-            raise ProjectVMError(
-                f"{playbook} for project {self.project} failed (rc {proc.returncode}):\n"
-                f"{_failures(proc.stdout)}{proc.stderr[-3000:]}"
+            return self._runner().run(
+                playbook,
+                what=f"project {self.project}",
+                extra_vars={"securebuild_project": self.project, **extra_vars},
             )
-        logger.info("%s for %s: changed=%d in %.1f s", playbook, self.project, changed, seconds)
-        return PlaybookResult(changed=changed, failed=failed, seconds=seconds, output=proc.stdout)
+        except FleetError as exc:
+            raise ProjectVMError(str(exc)) from exc
 
     def provision_host(self) -> PlaybookResult:
         return self.run_playbook("playbooks/host-provision.yml")
@@ -196,25 +112,10 @@ class ProjectVM(Service):
         return result
 
     def read_endpoints(self) -> VMEndpoints:
-        record_path = self.state_dir / "vms" / self.project / "vm.json"
         try:
-            record = json.loads(record_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ProjectVMError(f"cannot read the VM record {record_path}: {exc}") from exc
-        return VMEndpoints(
-            project=record["project"],
-            domain=record["domain"],
-            accel=record["accel"],
-            image_version=record["image_version"],
-            ssh_host=record["ssh"]["host"],
-            ssh_port=int(record["ssh"]["port"]),
-            ssh_user=record["ssh"]["user"],
-            ssh_key=Path(record["ssh_key"]),
-            known_hosts=Path(record["known_hosts"]),
-            docker_host=record["docker"]["host"],
-            docker_port=int(record["docker"]["port"]),
-            pki=ProjectPKI.load(self.state_dir, self.project),
-        )
+            return read_endpoints(self.state_dir, self.project)
+        except FleetError as exc:
+            raise ProjectVMError(str(exc)) from exc
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -240,19 +141,3 @@ class ProjectVM(Service):
         finally:
             if self._own_state_dir:
                 shutil.rmtree(self.state_dir, ignore_errors=True)
-
-
-def _failures(stdout: str) -> str:
-    """The failed tasks' messages from the json callback output, for error messages."""
-    try:
-        plays = json.loads(stdout)["plays"]
-    except (ValueError, KeyError):
-        return stdout[-3000:] + "\n"
-    lines = []
-    for play in plays:
-        for task in play.get("tasks", []):
-            for host, res in task.get("hosts", {}).items():
-                if res.get("failed") or res.get("unreachable"):
-                    msg = res.get("msg") or res.get("stderr") or ""
-                    lines.append(f"  {task['task']['name']} on {host}: {str(msg)[-1500:]}")
-    return "\n".join(lines) + "\n"
