@@ -120,12 +120,22 @@ class Fleet:
                 metrics.VM_START_SECONDS.labels(path="warm").observe(time.monotonic() - start)
                 self._touch(project, stopped=False)
                 return VMTarget.from_record(endpoints)
+            recorded = (vm_dir(self.state_dir, project) / "vm.json").is_file()
             host = self._place(project)
-            say(f"securebuild: starting the VM of project {project} on host {host} (cold start)")
-            self._provision(host)
-            self._ensure_pki(project)
-            self._playbook("playbooks/vm-ensure.yml", project, host)
-            endpoints = read_endpoints(self.state_dir, project)
+            why = "the recorded VM does not answer SSH" if recorded else "no VM yet"
+            say(
+                f"securebuild: starting the VM of project {project} on host {host} "
+                f"(cold start: {why})"
+            )
+            try:
+                self._provision(host)
+                self._ensure_pki(project)
+                self._playbook("playbooks/vm-ensure.yml", project, host)
+                endpoints = read_endpoints(self.state_dir, project)
+            except FleetError:
+                if not (vm_dir(self.state_dir, project) / "vm.json").is_file():
+                    forget_placement(self.state_dir, project)  # no VM: no slot taken
+                raise
             seconds = time.monotonic() - start
             metrics.VM_START_SECONDS.labels(path="cold").observe(seconds)
             self._touch(project, stopped=False)

@@ -83,7 +83,7 @@ def set_idle_policy(inventory: Path, stop_after: str) -> None:
     os.utime(path, ns=(before + 2_000_000_000,) * 2)  # a change even within one clock tick
 
 
-@pytest.mark.timeout(720)
+@pytest.mark.timeout(900)  # target 12 min; cold start alone took 5 min at load 7
 def test_one_vm_through_its_whole_lifecycle(libvirtd: Libvirtd, tmp_path: Path) -> None:
     inventory = tmp_path / "inventory"
     shutil.copytree(ROOT / "inventories" / "local", inventory)
@@ -101,7 +101,7 @@ def test_one_vm_through_its_whole_lifecycle(libvirtd: Libvirtd, tmp_path: Path) 
         timings["cold"] = time.monotonic() - start
         assert (vm_dir / "vm.json").is_file()
         assert fleet.host_of(project) == "localhost"
-        assert any("on host localhost (cold start)" in line for line in lines), lines
+        assert any("on host localhost (cold start: no VM yet)" in line for line in lines), lines
         assert samples("cold") == cold_before + 1
         assert target.name == f"sb-{project}"
 
