@@ -94,7 +94,7 @@ class Fleet:
         self._locks: dict[str, threading.Lock] = {}
         self._busy: Counter[str] = Counter()
         self._provisioned: set[str] = set()
-        self._provision_lock = threading.Lock()
+        self._provision_locks: dict[str, threading.Lock] = {}
         self._placement_lock = threading.Lock()
 
     # -- inventory ---------------------------------------------------------------------------
@@ -321,7 +321,9 @@ class Fleet:
 
     def _provision(self, host: str) -> None:
         """host-provision.yml on ``host``, once per Fleet (libvirtd answering, SSH key, image)."""
-        with self._provision_lock:
+        with self._guard:
+            lock = self._provision_locks.setdefault(host, threading.Lock())
+        with lock:  # one host's provisioning does not hold up another's
             if host in self._provisioned:
                 return
             self._runner.run(
