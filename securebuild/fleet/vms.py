@@ -70,7 +70,12 @@ def check_project(project: str) -> str:
 
 
 class Fleet:
-    """The project VMs of one inventory, seen from one control-side state dir."""
+    """The project VMs of one inventory, seen from one control-side state dir.
+
+    Thread-safe: one lock per project for lifecycle steps, different projects in parallel. The
+    inventory is read on first need (:meth:`hosts`, a cold start, reaping, :meth:`states`) and
+    re-read after edits; an unusable inventory at that point is a :class:`FleetError`.
+    """
 
     def __init__(
         self,
@@ -86,7 +91,9 @@ class Fleet:
         self.inventory_path = inventory
         self.state_dir = state_dir
         self.project_dir = project_dir.absolute()
-        self._watch = InventoryWatch(inventory, interval=watch_interval)
+        self._watch_interval = watch_interval
+        self._watch_instance: InventoryWatch | None = None
+        self._watch_lock = threading.Lock()
         self._runner = PlaybookRunner(
             inventory=inventory, state_dir=state_dir, project_dir=project_dir
         )
@@ -98,6 +105,16 @@ class Fleet:
         self._placement_lock = threading.Lock()
 
     # -- inventory ---------------------------------------------------------------------------
+
+    @property
+    def _watch(self) -> InventoryWatch:
+        """The inventory, read on first need: the warm path of ``securebuild run`` needs none."""
+        with self._watch_lock:
+            if self._watch_instance is None:
+                self._watch_instance = InventoryWatch(
+                    self.inventory_path, interval=self._watch_interval
+                )
+            return self._watch_instance
 
     def hosts(self) -> tuple[BuildHost, ...]:
         """The build hosts of the inventory as it is now (re-read after an edit)."""
