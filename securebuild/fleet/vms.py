@@ -70,7 +70,12 @@ def check_project(project: str) -> str:
 
 
 class Fleet:
-    """The project VMs of one inventory, seen from one control-side state dir."""
+    """The project VMs of one inventory, seen from one control-side state dir.
+
+    Thread-safe: one lock per project for lifecycle steps, different projects in parallel. The
+    inventory is read on first need (:meth:`hosts`, a cold start, reaping, :meth:`states`) and
+    re-read after edits; an unusable inventory at that point is a :class:`FleetError`.
+    """
 
     def __init__(
         self,
@@ -86,7 +91,9 @@ class Fleet:
         self.inventory_path = inventory
         self.state_dir = state_dir
         self.project_dir = project_dir.absolute()
-        self._watch = InventoryWatch(inventory, interval=watch_interval)
+        self._watch_interval = watch_interval
+        self._watch_instance: InventoryWatch | None = None
+        self._watch_lock = threading.Lock()
         self._runner = PlaybookRunner(
             inventory=inventory, state_dir=state_dir, project_dir=project_dir
         )
@@ -94,10 +101,20 @@ class Fleet:
         self._locks: dict[str, threading.Lock] = {}
         self._busy: Counter[str] = Counter()
         self._provisioned: set[str] = set()
-        self._provision_lock = threading.Lock()
+        self._provision_locks: dict[str, threading.Lock] = {}
         self._placement_lock = threading.Lock()
 
     # -- inventory ---------------------------------------------------------------------------
+
+    @property
+    def _watch(self) -> InventoryWatch:
+        """The inventory, read on first need: the warm path of ``securebuild run`` needs none."""
+        with self._watch_lock:
+            if self._watch_instance is None:
+                self._watch_instance = InventoryWatch(
+                    self.inventory_path, interval=self._watch_interval
+                )
+            return self._watch_instance
 
     def hosts(self) -> tuple[BuildHost, ...]:
         """The build hosts of the inventory as it is now (re-read after an edit)."""
@@ -120,12 +137,22 @@ class Fleet:
                 metrics.VM_START_SECONDS.labels(path="warm").observe(time.monotonic() - start)
                 self._touch(project, stopped=False)
                 return VMTarget.from_record(endpoints)
+            recorded = (vm_dir(self.state_dir, project) / "vm.json").is_file()
             host = self._place(project)
-            say(f"securebuild: starting the VM of project {project} on host {host} (cold start)")
-            self._provision(host)
-            self._ensure_pki(project)
-            self._playbook("playbooks/vm-ensure.yml", project, host)
-            endpoints = read_endpoints(self.state_dir, project)
+            why = "the recorded VM does not answer SSH" if recorded else "no VM yet"
+            say(
+                f"securebuild: starting the VM of project {project} on host {host} "
+                f"(cold start: {why})"
+            )
+            try:
+                self._provision(host)
+                self._ensure_pki(project)
+                self._playbook("playbooks/vm-ensure.yml", project, host)
+                endpoints = read_endpoints(self.state_dir, project)
+            except FleetError:
+                if not (vm_dir(self.state_dir, project) / "vm.json").is_file():
+                    forget_placement(self.state_dir, project)  # no VM: no slot taken
+                raise
             seconds = time.monotonic() - start
             metrics.VM_START_SECONDS.labels(path="cold").observe(seconds)
             self._touch(project, stopped=False)
@@ -311,7 +338,9 @@ class Fleet:
 
     def _provision(self, host: str) -> None:
         """host-provision.yml on ``host``, once per Fleet (libvirtd answering, SSH key, image)."""
-        with self._provision_lock:
+        with self._guard:
+            lock = self._provision_locks.setdefault(host, threading.Lock())
+        with lock:  # one host's provisioning does not hold up another's
             if host in self._provisioned:
                 return
             self._runner.run(

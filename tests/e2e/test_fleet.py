@@ -83,10 +83,14 @@ def set_idle_policy(inventory: Path, stop_after: str) -> None:
     os.utime(path, ns=(before + 2_000_000_000,) * 2)  # a change even within one clock tick
 
 
-@pytest.mark.timeout(720)
+@pytest.mark.timeout(900)  # target 12 min; cold start alone took 5 min at load 7
 def test_one_vm_through_its_whole_lifecycle(libvirtd: Libvirtd, tmp_path: Path) -> None:
     inventory = tmp_path / "inventory"
     shutil.copytree(ROOT / "inventories" / "local", inventory)
+    with (inventory / "group_vars" / "build_hosts.yml").open("a") as extra:
+        # the TCG guest takes about a minute to power down on ACPI; the test does not need to
+        # wait for it (the marker file below is synced), so power off after 10 s
+        extra.write("project_vm_shutdown_timeout: 10\n")
     state = tmp_path / "state"
     project = f"fleet-{secrets.token_hex(3)}"
     fleet = Fleet(inventory=inventory, state_dir=state, project_dir=ROOT, watch_interval=0)
@@ -101,7 +105,7 @@ def test_one_vm_through_its_whole_lifecycle(libvirtd: Libvirtd, tmp_path: Path) 
         timings["cold"] = time.monotonic() - start
         assert (vm_dir / "vm.json").is_file()
         assert fleet.host_of(project) == "localhost"
-        assert any("on host localhost (cold start)" in line for line in lines), lines
+        assert any("on host localhost (cold start: no VM yet)" in line for line in lines), lines
         assert samples("cold") == cold_before + 1
         assert target.name == f"sb-{project}"
 
