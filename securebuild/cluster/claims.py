@@ -191,6 +191,34 @@ class Claims:
                 raise
         raise ClaimLost(f"{namespace}/{name}: could not renew after {attempts} conflicts")
 
+    def release(self, namespace: str, name: str, attempts: int = 5) -> None:
+        """Remove our claim, so that any daemon may claim the Build again.
+
+        For a Build that waits in New (its output cannot be resolved yet): holding it would
+        keep every other daemon from retrying it. :class:`ClaimLost` if it is not ours.
+        """
+        for _ in range(attempts):
+            build = self.current(namespace, name)
+            body = {
+                "metadata": {
+                    "resourceVersion": build["metadata"]["resourceVersion"],
+                    "annotations": {CLAIM_ANNOTATION: None},
+                }
+            }
+            try:
+                self.kube.request(
+                    "PATCH", paths.build(namespace, name), body=body, content_type=MERGE_PATCH
+                )
+                logger.info("released %s/%s", namespace, name)
+                return
+            except ApiError as exc:
+                if exc.conflict:
+                    continue
+                if exc.not_found:
+                    raise ClaimLost(f"{namespace}/{name} was deleted") from exc
+                raise
+        raise ClaimLost(f"{namespace}/{name}: could not release after {attempts} conflicts")
+
 
 def _key(build: Mapping[str, Any]) -> str:
     meta = build.get("metadata") or {}

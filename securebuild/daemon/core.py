@@ -32,7 +32,7 @@ from securebuild.cluster import paths
 from securebuild.cluster.claims import CLAIM_ANNOTATION, Claim, ClaimLost, Claims
 from securebuild.cluster.client import ApiError, ClusterError, Kube, retry_transient
 from securebuild.cluster.events import EventRecorder
-from securebuild.cluster.imagestreams import record_push
+from securebuild.cluster.imagestreams import UnresolvedOutput, record_push, resolve_output
 from securebuild.cluster.instantiate import instantiate
 from securebuild.cluster.status import InvalidTransition, StatusChange, StatusWriter
 from securebuild.cluster.watch import ObjectCache, Reflector, WatchTimeouts
@@ -43,6 +43,7 @@ from securebuild.daemon.reporter import OwnerReporter, Reporter
 from securebuild.daemon.scheduler import Candidate, plan
 from securebuild.logs import LogStore
 from securebuild.model import Build, ModelError, validate
+from securebuild.model import events as model_events
 from securebuild.model.generate import MANUALLY_TRIGGERED, BuildRequest
 from securebuild.model.logsnippet import log_snippet
 from securebuild.model.status import (
@@ -61,6 +62,9 @@ logger = logging.getLogger(__name__)
 
 #: How often build logs older than ``log_retention_days`` are removed (seconds).
 LOG_EXPIRY_INTERVAL = 3600.0
+#: Back-off of a Build whose output cannot be resolved: first retry, doubling up to the cap (s).
+OUTPUT_RETRY_SECONDS = 10.0
+OUTPUT_RETRY_MAX_SECONDS = 60.0
 
 
 def _utcnow() -> dt.datetime:
@@ -94,19 +98,9 @@ def slim(build: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def output_reference(build: Mapping[str, Any], registry: str | None) -> str | None:
-    """``status.outputDockerImageReference``: the resolved push target, or None."""
-    to = ((build.get("spec") or {}).get("output") or {}).get("to") or {}
-    kind, name = to.get("kind"), to.get("name")
-    if not name:
-        return None
-    if kind == "DockerImage":
-        return str(name)
-    if kind == "ImageStreamTag" and registry:
-        namespace = to.get("namespace") or build["metadata"]["namespace"]
-        stream, _, tag = str(name).partition(":")
-        return f"{registry}/{namespace}/{stream}:{tag or 'latest'}"
-    return None
+def is_binary_build(build: Mapping[str, Any]) -> bool:
+    source = (build.get("spec") or {}).get("source") or {}
+    return source.get("type") == "Binary" or source.get("binary") is not None
 
 
 class _NamespaceCache(ObjectCache):
@@ -205,6 +199,10 @@ class Daemon:
         )
         self._threads: list[threading.Thread] = []
         self._candidate_cache: dict[str, tuple[str, Candidate]] = {}
+        #: Builds waiting for their output: key -> (monotonic time of the next try, back-off).
+        self._output_waits: dict[str, tuple[float, float]] = {}
+        self.output_retry_seconds = OUTPUT_RETRY_SECONDS
+        self.output_retry_max_seconds = OUTPUT_RETRY_MAX_SECONDS
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> Daemon:
@@ -413,6 +411,7 @@ class Daemon:
             max_here=self.config.limits.max_concurrent_builds,
             per_project=self.config.limits.builds_per_project,
             now=now,
+            deferred=self._deferred(builds),
         )
         for candidate in decisions.supersede:
             self._supersede(candidate)
@@ -420,6 +419,14 @@ class Daemon:
             self._claim_and_start(builds[candidate.key], cancelled_only=True)
         for candidate in decisions.start:
             self._claim_and_start(builds[candidate.key], cancelled_only=False)
+
+    def _deferred(self, builds: Mapping[str, Any]) -> set[str]:
+        """Builds waiting for their output whose back-off has not ended (forgets gone ones)."""
+        clock = time.monotonic()
+        with self._lock:
+            for key in [k for k in self._output_waits if k not in builds]:
+                del self._output_waits[key]
+            return {k for k, (at, _) in self._output_waits.items() if at > clock}
 
     def _candidates_of(self, builds: dict[str, dict[str, Any]]) -> list[Candidate]:
         """Candidates, re-read only for Builds whose resourceVersion changed (10,000 Builds
@@ -531,6 +538,20 @@ class Daemon:
             metrics.BUILDS.labels(Phase.CANCELLED.value, CANCELLED_BUILD.reason).inc()
             return
         build = worker.build
+        problems = self._problems(build)
+        reference: str | None = None
+        unresolved: UnresolvedOutput | None = None
+        if not problems:
+            try:
+                reference = self._output_of(build)
+            except UnresolvedOutput as exc:
+                phase = (build.get("status") or {}).get("phase") or "New"
+                if phase == "New" and not is_binary_build(build):
+                    self._wait_for_output(worker, exc)
+                    return
+                unresolved = exc  # a binary build fails; Pending cannot go back to New
+        with self._lock:
+            self._output_waits.pop(worker.key, None)
         log = self.log_store.log(ns, name)
         log.start()
         if worker.claim.attempt > 1:
@@ -538,12 +559,10 @@ class Daemon:
                 f"securebuild: {self.identity} took over this build (attempt "
                 f"{worker.claim.attempt}): its previous daemon stopped renewing its claim"
             )
-        problems = self._problems(build)
-        reference = output_reference(build, self.config.output_registry)
         if problems:
             outcome = self._refuse(log, problems)
-        elif reference is None:
-            log.append("error: the output image could not be resolved")
+        elif unresolved is not None:
+            log.append(f"error: the output image could not be resolved: {unresolved}")
             outcome = Outcome(
                 Phase.FAILED, INVALID_OUTPUT_REFERENCE.reason, INVALID_OUTPUT_REFERENCE.message
             )
@@ -568,6 +587,44 @@ class Daemon:
             if stage.get("name") and isinstance(millis, int):
                 metrics.STAGE_SECONDS.labels(stage["name"]).observe(millis / 1000)
         logger.info("build %s/%s ended %s %s", ns, name, outcome.phase.value, outcome.reason or "")
+
+    def _output_of(self, build: Mapping[str, Any]) -> str | None:
+        """The push target: as resolved when the build went Pending (a takeover), or now."""
+        status = build.get("status") or {}
+        if (status.get("phase") or "New") != "New" and status.get("outputDockerImageReference"):
+            return str(status["outputDockerImageReference"])
+        meta = build["metadata"]
+        return retry_transient(
+            lambda: resolve_output(self.kube, build, self.config.output_registry),
+            timeout=self.config.timeouts.lease_seconds,
+            what=f"resolving the output of {meta['namespace']}/{meta['name']}",
+        )
+
+    def _wait_for_output(self, worker: Worker, unresolved: UnresolvedOutput) -> None:
+        """OpenShift keeps the Build New with ``InvalidOutputReference`` and retries it.
+
+        The reason is written once (a retry that finds it there writes nothing, so no event or
+        status churn), the claim is released so that any daemon may retry, and this daemon
+        backs off before it tries again itself.
+        """
+        status = worker.build.get("status") or {}
+        why = INVALID_OUTPUT_REFERENCE
+        if status.get("reason") != why.reason or status.get("message") != why.message:
+            logger.info("build %s waits in New: %s", worker.key, unresolved)
+            self.reporter.waiting(worker.namespace, worker.name, why)
+            if unresolved.registry_missing:
+                self.recorder.record(worker.build, model_events.invalid_output())
+        else:
+            logger.debug("build %s still waits: %s", worker.key, unresolved)
+        self.claims.release(worker.namespace, worker.name)
+        with self._lock:
+            _, previous = self._output_waits.get(worker.key, (0.0, 0.0))
+            delay = (
+                min(previous * 2, self.output_retry_max_seconds)
+                if previous
+                else self.output_retry_seconds
+            )
+            self._output_waits[worker.key] = (time.monotonic() + delay, delay)
 
     def _after_success(self, build: Mapping[str, Any], outcome: Outcome) -> None:
         """spec.revision from the clone; the ImageStream tag if the config asks for it."""
@@ -619,7 +676,7 @@ class Daemon:
             log.append(f"  {problem}")
         return Outcome(Phase.FAILED, GENERIC_BUILD_FAILED.reason, GENERIC_BUILD_FAILED.message)
 
-    def _execute(self, worker: Worker, log: Any, reference: str) -> Outcome:
+    def _execute(self, worker: Worker, log: Any, reference: str | None) -> Outcome:
         current = retry_transient(
             lambda: self.kube.get(paths.build(worker.namespace, worker.name)),
             timeout=self.config.timeouts.lease_seconds,

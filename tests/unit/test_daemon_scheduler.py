@@ -109,3 +109,15 @@ def test_global_limit() -> None:
         running_here={"n9/other"},
     )
     assert names(p.start) == ["b-0", "b-1"]
+
+
+def test_deferred_build_waits_but_still_blocks_serial_successors() -> None:
+    """A Build waiting for its output (back-off) does not start, and holds its BuildConfig."""
+    builds = [build("app-1", number=1), build("app-2", number=2), build("other", bc=None)]
+    p = run(builds, deferred={"p/app-1"})
+    assert names(p.start) == ["other"]
+
+
+def test_deferred_build_that_is_cancelled_is_finished() -> None:
+    p = run([build("app-1", number=1, cancelled=True)], deferred={"p/app-1"})
+    assert names(p.finish_cancelled) == ["app-1"]
