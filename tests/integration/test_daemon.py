@@ -464,6 +464,17 @@ def test_binary_build_with_unresolvable_output_fails(
     assert runs(runs_file) == []
 
 
+def test_build_without_output_runs_without_a_push_target(
+    daemon: Daemon, admin: Kube, runs_file: Path
+) -> None:
+    """OpenShift builds an image with no ``output.to`` and does not push it (reference 1.4)."""
+    ns = create_namespace(admin, unique("noout"))
+    make_build(admin, ns, "app-1", runs_file, spec={"output": {}})
+    status = wait_phase(admin, ns, "app-1", TERMINAL)["status"]
+    assert status["phase"] == "Complete", status
+    assert "outputDockerImageReference" not in status
+
+
 def test_apiserver_restart_mid_build_still_completes(
     controlplane: ControlPlane, admin: Kube, runs_file: Path, tmp_path: Path
 ) -> None:
