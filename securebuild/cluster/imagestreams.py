@@ -41,8 +41,9 @@ RETRIES = 10
 class UnresolvedOutput(SecurebuildError):
     """The output ImageStreamTag cannot be resolved (yet): the Build waits in New."""
 
-    def __init__(self, message: str, *, registry_missing: bool = False) -> None:
+    def __init__(self, message: str, stream: str, *, registry_missing: bool = False) -> None:
         super().__init__(message)
+        self.stream = stream  # "namespace/name" of the ImageStream
         #: The stream exists but nothing says where its images go (OpenShift: the integrated
         #: registry is not configured; event ``InvalidOutput``).
         self.registry_missing = registry_missing
@@ -68,7 +69,8 @@ def resolve_output(kube: Kube, build: Mapping[str, Any], registry: str | None) -
     except ApiError as exc:
         if exc.not_found:
             raise UnresolvedOutput(
-                f"the referenced output image stream {namespace}/{stream_name} does not exist"
+                f"the referenced output image stream {namespace}/{stream_name} does not exist",
+                f"{namespace}/{stream_name}",
             ) from exc
         raise
     repository = (stream.get("status") or {}).get("dockerImageRepository")
@@ -79,6 +81,7 @@ def resolve_output(kube: Kube, build: Mapping[str, Any], registry: str | None) -
             f"the image stream {namespace}/{stream_name} cannot be used as the output: no "
             "registry is configured (output_registry) and the stream has no "
             "status.dockerImageRepository",
+            f"{namespace}/{stream_name}",
             registry_missing=True,
         )
     return f"{repository}:{tag or 'latest'}"

@@ -3,7 +3,9 @@
 Threads, and why each exists:
 
 * two reflectors (``securebuild.cluster.watch``) keep caches of the opted-in Namespaces and of
-  the non-terminal Docker Builds; every change wakes the scheduler;
+  the non-terminal Docker Builds; every change wakes the scheduler; a third watches
+  ImageStreams (nothing kept): a stream that appears ends the back-off of the Builds waiting for
+  it as their output;
 * the scheduler (also woken every ``tick`` seconds, for lease expiries) plans with
   :mod:`securebuild.daemon.scheduler`, claims what it may start and starts a worker for it;
 * one worker per running build drives it: Pending, Running, the executor, the terminal status;
@@ -35,7 +37,7 @@ from securebuild.cluster.events import EventRecorder
 from securebuild.cluster.imagestreams import UnresolvedOutput, record_push, resolve_output
 from securebuild.cluster.instantiate import instantiate
 from securebuild.cluster.status import InvalidTransition, StatusChange, StatusWriter
-from securebuild.cluster.watch import ObjectCache, Reflector, WatchTimeouts
+from securebuild.cluster.watch import CallbackHandler, ObjectCache, Reflector, WatchTimeouts
 from securebuild.daemon import metrics
 from securebuild.daemon.config import DaemonConfig
 from securebuild.daemon.executor import Executor, Job, Outcome
@@ -197,10 +199,18 @@ class Daemon:
             timeouts=timeouts,
             name="namespaces",
         )
+        self.stream_reflector = Reflector(
+            kube,
+            paths.imagestreams(),
+            CallbackHandler(self._streams_listed, self._stream_event),
+            timeouts=timeouts,
+            name="imagestreams",
+        )
         self._threads: list[threading.Thread] = []
         self._candidate_cache: dict[str, tuple[str, Candidate]] = {}
-        #: Builds waiting for their output: key -> (monotonic time of the next try, back-off).
-        self._output_waits: dict[str, tuple[float, float]] = {}
+        #: Builds waiting for their output: key -> (monotonic time of the next try, back-off,
+        #: "namespace/name" of the missing ImageStream).
+        self._output_waits: dict[str, tuple[float, float, str]] = {}
         self.output_retry_seconds = OUTPUT_RETRY_SECONDS
         self.output_retry_max_seconds = OUTPUT_RETRY_MAX_SECONDS
 
@@ -209,6 +219,7 @@ class Daemon:
         logger.info("daemon %s starting", self.identity)
         self.namespace_reflector.start()
         self.build_reflector.start()
+        self.stream_reflector.start()
         for target, name in ((self._schedule_loop, "scheduler"), (self._renew_loop, "renewer")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -247,6 +258,7 @@ class Daemon:
             thread.join(timeout)
         self.build_reflector.stop()
         self.namespace_reflector.stop()
+        self.stream_reflector.stop()
 
     # -- deleted projects ----------------------------------------------------------------
     def _namespace_deleted(self, namespace: str) -> None:
@@ -426,7 +438,25 @@ class Daemon:
         with self._lock:
             for key in [k for k in self._output_waits if k not in builds]:
                 del self._output_waits[key]
-            return {k for k, (at, _) in self._output_waits.items() if at > clock}
+            return {k for k, (at, _, _) in self._output_waits.items() if at > clock}
+
+    def _streams_listed(self, streams: list[dict[str, Any]]) -> None:
+        self._streams_changed({ObjectCache.key(s) for s in streams})
+
+    def _stream_event(self, kind: str, stream: dict[str, Any]) -> None:
+        if kind != "DELETED":
+            self._streams_changed({ObjectCache.key(stream)})
+
+    def _streams_changed(self, keys: set[str]) -> None:
+        """Builds waiting for one of these streams are tried again now (no back-off)."""
+        with self._lock:
+            ready = [k for k, (_, _, stream) in self._output_waits.items() if stream in keys]
+            for key in ready:
+                _, delay, stream = self._output_waits[key]
+                self._output_waits[key] = (0.0, delay, stream)
+        if ready:
+            logger.info("output streams appeared for %s", ", ".join(sorted(ready)))
+            self._wake.set()
 
     def _candidates_of(self, builds: dict[str, dict[str, Any]]) -> list[Candidate]:
         """Candidates, re-read only for Builds whose resourceVersion changed (10,000 Builds
@@ -618,13 +648,13 @@ class Daemon:
             logger.debug("build %s still waits: %s", worker.key, unresolved)
         self.claims.release(worker.namespace, worker.name)
         with self._lock:
-            _, previous = self._output_waits.get(worker.key, (0.0, 0.0))
+            previous = self._output_waits.get(worker.key, (0.0, 0.0, ""))[1]
             delay = (
                 min(previous * 2, self.output_retry_max_seconds)
                 if previous
                 else self.output_retry_seconds
             )
-            self._output_waits[worker.key] = (time.monotonic() + delay, delay)
+            self._output_waits[worker.key] = (time.monotonic() + delay, delay, unresolved.stream)
 
     def _after_success(self, build: Mapping[str, Any], outcome: Outcome) -> None:
         """spec.revision from the clone; the ImageStream tag if the config asks for it."""

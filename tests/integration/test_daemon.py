@@ -448,6 +448,34 @@ def test_unresolvable_output_waits_in_new_until_the_stream_exists(
     ]
 
 
+def test_waiting_build_starts_when_its_stream_appears_not_after_the_back_off(
+    controlplane: ControlPlane, admin: Kube, runs_file: Path, tmp_path: Path
+) -> None:
+    other = create_namespace(admin, unique("streams"))  # to.namespace: another project
+    ns = create_namespace(admin, unique("waitwatch"))
+    output = {"to": {"kind": "ImageStreamTag", "name": "app:v2", "namespace": other}}
+    make_build(admin, ns, "app-1", runs_file, spec={"output": output})
+    with running_daemon(
+        controlplane, tmp_path / "state", "daemon-watch", output_registry="registry.test:5000"
+    ) as daemon:
+        daemon.output_retry_seconds = daemon.output_retry_max_seconds = 600.0
+        wait_for(
+            "the reason on the New build",
+            lambda: (get_build(admin, ns, "app-1").get("status") or {}).get("reason"),
+        )
+        create_imagestream(admin, ns, "app")  # the wrong namespace: still waits
+        time.sleep(2)
+        assert phase(get_build(admin, ns, "app-1")) == "New"
+        created = time.monotonic()
+        create_imagestream(admin, other, "app")
+        build = wait_phase(admin, ns, "app-1", TERMINAL, timeout=30)
+        took = time.monotonic() - created
+    assert phase(build) == "Complete", build["status"]
+    assert build["status"]["outputDockerImageReference"] == f"registry.test:5000/{other}/app:v2"
+    assert took < 30
+    print(f"stream created -> build Complete in {took:.1f} s (back-off 600 s)")
+
+
 def test_binary_build_with_unresolvable_output_fails(
     daemon: Daemon, admin: Kube, runs_file: Path
 ) -> None:
