@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,12 +107,13 @@ class Claims:
         self.lease_seconds = lease_seconds
         self.api = api
 
-    def _patch(self, build: Mapping[str, Any], claim: Claim) -> dict[str, Any]:
+    def _patch(self, build: Mapping[str, Any], claim: Claim | None) -> dict[str, Any]:
+        """Write ``claim`` (None removes it), if the Build is unchanged since ``build``."""
         meta = build["metadata"]
         body = {
             "metadata": {
                 "resourceVersion": meta["resourceVersion"],
-                "annotations": {CLAIM_ANNOTATION: claim.to_annotation()},
+                "annotations": {CLAIM_ANNOTATION: claim.to_annotation() if claim else None},
             }
         }
         result: dict[str, Any] = self.kube.request(
@@ -175,11 +176,37 @@ class Claims:
 
     def renew(self, namespace: str, name: str, attempts: int = 5) -> Claim:
         """Extend our lease; retries conflicts by re-reading. :class:`ClaimLost` if not ours."""
+
+        def renewed(build: Mapping[str, Any]) -> Claim:
+            old = Claim.of(build)
+            assert old is not None  # current() checked that it is ours
+            return Claim(self.identity, _now(), self.lease_seconds, old.attempt, self.api)
+
+        claim = self._rewrite_own(namespace, name, renewed, "renew", attempts)
+        assert claim is not None
+        return claim
+
+    def release(self, namespace: str, name: str, attempts: int = 5) -> None:
+        """Remove our claim, so that any daemon may claim the Build again.
+
+        For a Build that waits in New (its output cannot be resolved yet): holding it would
+        keep every other daemon from retrying it. :class:`ClaimLost` if it is not ours.
+        """
+        self._rewrite_own(namespace, name, lambda _build: None, "release", attempts)
+        logger.info("released %s/%s", namespace, name)
+
+    def _rewrite_own(
+        self,
+        namespace: str,
+        name: str,
+        claim_for: Callable[[Mapping[str, Any]], Claim | None],
+        what: str,
+        attempts: int,
+    ) -> Claim | None:
+        """Write ``claim_for(build)`` (None: no claim) on a Build we hold, re-reading on 409."""
         for _ in range(attempts):
             build = self.current(namespace, name)
-            old = Claim.of(build)
-            assert old is not None
-            claim = Claim(self.identity, _now(), self.lease_seconds, old.attempt, self.api)
+            claim = claim_for(build)
             try:
                 self._patch(build, claim)
                 return claim
@@ -189,7 +216,7 @@ class Claims:
                 if exc.not_found:
                     raise ClaimLost(f"{namespace}/{name} was deleted") from exc
                 raise
-        raise ClaimLost(f"{namespace}/{name}: could not renew after {attempts} conflicts")
+        raise ClaimLost(f"{namespace}/{name}: could not {what} after {attempts} conflicts")
 
 
 def _key(build: Mapping[str, Any]) -> str:

@@ -46,7 +46,9 @@ def events(namespace: str) -> str:
     return f"/api/v1/namespaces/{quote(namespace)}/events"
 
 
-def imagestreams(namespace: str) -> str:
+def imagestreams(namespace: str | None = None) -> str:
+    if namespace is None:
+        return f"{IMAGE_API}/imagestreams"
     return f"{IMAGE_API}/namespaces/{quote(namespace)}/imagestreams"
 
 

@@ -69,12 +69,27 @@ def _register_controlplane(subparsers: Any) -> None:
     parser.set_defaults(func=_run_controlplane)
 
 
+def _stop_on_sigterm() -> threading.Event:
+    """An event that SIGTERM sets: it ends a run like Ctrl-C does (both stop the services)."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signo, _frame: stop.set())
+    return stop
+
+
+def _wait_until_stopped(stop: threading.Event) -> None:
+    """Block until Ctrl-C or ``stop`` is set, then say that the services stop."""
+    try:
+        while not stop.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        pass
+    print("stopping", flush=True)
+
+
 def _run_controlplane(args: argparse.Namespace) -> int:
     directory: Path | None = args.dir.resolve() if args.dir else None
     plane = ControlPlane(directory, watch_cache=args.watch_cache)
-    stop = threading.Event()
-    # SIGTERM ends the run like Ctrl-C does: both stop the services before exiting.
-    signal.signal(signal.SIGTERM, lambda _signo, _frame: stop.set())
+    stop = _stop_on_sigterm()
     started = time.monotonic()
     with plane:
         print(f"API server {plane.api_url} ready in {time.monotonic() - started:.1f} s")
@@ -83,12 +98,7 @@ def _run_controlplane(args: argparse.Namespace) -> int:
             print(f"kubeconfig {name:7}  {plane.kubeconfig(name)}")
         print(f"logs             {plane.log_dir}")
         print("Ctrl-C stops it.", flush=True)
-        try:
-            while not stop.wait(1.0):
-                pass
-        except KeyboardInterrupt:
-            pass
-        print("stopping", flush=True)
+        _wait_until_stopped(stop)
     return 0
 
 
@@ -148,8 +158,7 @@ def _run_up(args: argparse.Namespace) -> int:
     pid_file = directory / PID_FILE
     if pid_file.exists() and _alive(int(pid_file.read_text() or 0)):
         raise SecurebuildError(f"securebuild dev up is already running ({pid_file})")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda _signo, _frame: stop.set())
+    stop = _stop_on_sigterm()
     started = time.monotonic()
     plane = ControlPlane(directory / "controlplane")
     in_vms = args.playbook is None
@@ -206,12 +215,7 @@ def _run_up(args: argparse.Namespace) -> int:
         print(f"  daemon API   {api.url}  (CA {ca})")
         print(f"  use it:      . {env}; securebuild start-build BC -n alice-project -F")
         print("  stop it:     Ctrl-C or securebuild dev down", flush=True)
-        try:
-            while not stop.wait(1.0):
-                pass
-        except KeyboardInterrupt:
-            pass
-        print("stopping", flush=True)
+        _wait_until_stopped(stop)
         api.stop()
         daemon.stop()
     pid_file.unlink(missing_ok=True)

@@ -4,7 +4,8 @@ The local way to run a build exactly as the daemon will: the project's VM is ens
 configured inventory (default ``inventories/local``), ``playbooks/build.yml`` runs through the
 runner adapter, the build log streams to stdout as it is produced, and the last line says how it
 ended. Exit status 0 only for ``Complete``. Ctrl-C cancels the build in the VM (hook processes
-killed, the docker build request closed) and ends ``Cancelled``.
+killed, the docker build request closed) and ends ``Cancelled``; ``completionDeadlineSeconds``
+cancels it the same way when it passes and ends it ``Failed``/``GenericBuildFailed``.
 
 Secrets and config maps of a local run come from directories, one file per key, as
 ``oc create secret generic NAME --from-file=DIR`` would take them: ``--secret NAME=DIR``,
@@ -15,6 +16,7 @@ Secrets and config maps of a local run come from directories, one file per key, 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -24,6 +26,7 @@ import tarfile
 import tempfile
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -33,6 +36,7 @@ from securebuild.fleet.vms import Fleet
 from securebuild.model import BuildConfig, ModelError, load_document, object_from_dict, validate
 from securebuild.model.generate import generate_build
 from securebuild.model.parse import read_text
+from securebuild.model.status import GENERIC_BUILD_FAILED, Phase
 from securebuild.pipeline.execute import REPO_ROOT, BuildOutcome, VMTarget, run_plan
 from securebuild.pipeline.plan import PlanError, SecretData, make_plan
 from securebuild.runner import PlaybookRun
@@ -233,27 +237,86 @@ def run(args: argparse.Namespace) -> int:
 def _run_with_cancel(
     plan: Any, vm: VMTarget, args: argparse.Namespace, registry_cas: dict[str, str]
 ) -> BuildOutcome:
-    """Run the plan; the first SIGINT/SIGTERM cancels the build (in the VM too)."""
+    """Run the plan in the VM, cancelled by the first SIGINT/SIGTERM or by its deadline."""
+
+    def on_line(line: str) -> None:
+        print(line, flush=True)
+
+    return supervise(
+        lambda on_start: run_plan(
+            plan,
+            vm,
+            on_line=on_line,
+            base_dir=args.state_dir / "runs",
+            registry_cas=registry_cas,
+            on_start=on_start,
+        ),
+        deadline_seconds=(plan.tenant["build"].get("spec") or {}).get("completionDeadlineSeconds"),
+        on_line=on_line,
+    )
+
+
+def supervise(
+    execute: Callable[[Callable[[PlaybookRun], None]], BuildOutcome],
+    *,
+    deadline_seconds: int | None,
+    on_line: Callable[[str], None],
+) -> BuildOutcome:
+    """``execute(on_start)``, cancelling its run on the first SIGINT/SIGTERM or at the deadline.
+
+    ``spec.completionDeadlineSeconds`` counts from the start of the run (OpenShift: the pod's
+    ``activeDeadlineSeconds``, from the pod's start). When it passes, the run is cancelled in
+    the VM like Ctrl-C does, and the build ends ``Failed``/``GenericBuildFailed`` with the log
+    line the daemon writes. Without a deadline a local run has none (the daemon's one-week
+    default is for unattended builds).
+    """
     holder: dict[str, PlaybookRun] = {}
     cancelled = threading.Event()
+    exceeded = threading.Event()
+    lock = threading.Lock()
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        if not cancelled.is_set():
-            cancelled.set()
-            print("securebuild: cancelling the build ...", file=sys.stderr, flush=True)
+    def cancel() -> None:
+        with lock:
             if "run" in holder:
                 holder["run"].cancel()
 
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if not cancelled.is_set() and not exceeded.is_set():
+            cancelled.set()
+            print("securebuild: cancelling the build ...", file=sys.stderr, flush=True)
+            cancel()
+
+    def on_deadline() -> None:
+        if not cancelled.is_set():
+            exceeded.set()
+            cancel()
+
+    timer: threading.Timer | None = None
+
+    def on_start(run: PlaybookRun) -> None:
+        nonlocal timer
+        with lock:
+            holder["run"] = run
+        if deadline_seconds:
+            timer = threading.Timer(float(deadline_seconds), on_deadline)
+            timer.daemon = True
+            timer.start()
+
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return run_plan(
-            plan,
-            vm,
-            on_line=lambda line: print(line, flush=True),
-            base_dir=args.state_dir / "runs",
-            registry_cas=registry_cas,
-            on_start=lambda run: holder.__setitem__("run", run),
-        )
+        outcome = execute(on_start)
     finally:
+        if timer is not None:
+            timer.cancel()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if not exceeded.is_set() or outcome.phase != Phase.CANCELLED.value:
+        return outcome  # ended on its own before the cancel took effect
+    on_line(f"error: the build exceeded its completion deadline of {deadline_seconds} seconds")
+    return dataclasses.replace(
+        outcome,
+        phase=Phase.FAILED.value,
+        reason=GENERIC_BUILD_FAILED.reason,
+        message=GENERIC_BUILD_FAILED.message,
+        digest=None,
+    )

@@ -3,7 +3,9 @@
 Threads, and why each exists:
 
 * two reflectors (``securebuild.cluster.watch``) keep caches of the opted-in Namespaces and of
-  the non-terminal Docker Builds; every change wakes the scheduler;
+  the non-terminal Docker Builds; every change wakes the scheduler; a third watches
+  ImageStreams (nothing kept): a stream that appears ends the back-off of the Builds waiting for
+  it as their output;
 * the scheduler (also woken every ``tick`` seconds, for lease expiries) plans with
   :mod:`securebuild.daemon.scheduler`, claims what it may start and starts a worker for it;
 * one worker per running build drives it: Pending, Running, the executor, the terminal status;
@@ -32,10 +34,10 @@ from securebuild.cluster import paths
 from securebuild.cluster.claims import CLAIM_ANNOTATION, Claim, ClaimLost, Claims
 from securebuild.cluster.client import ApiError, ClusterError, Kube, retry_transient
 from securebuild.cluster.events import EventRecorder
-from securebuild.cluster.imagestreams import record_push
+from securebuild.cluster.imagestreams import UnresolvedOutput, record_push, resolve_output
 from securebuild.cluster.instantiate import instantiate
 from securebuild.cluster.status import InvalidTransition, StatusChange, StatusWriter
-from securebuild.cluster.watch import ObjectCache, Reflector, WatchTimeouts
+from securebuild.cluster.watch import CallbackHandler, ObjectCache, Reflector, WatchTimeouts
 from securebuild.daemon import metrics
 from securebuild.daemon.config import DaemonConfig
 from securebuild.daemon.executor import Executor, Job, Outcome
@@ -44,6 +46,7 @@ from securebuild.daemon.scheduler import Candidate, plan
 from securebuild.errors import SecurebuildError
 from securebuild.logs import LogStore
 from securebuild.model import Build, ModelError, validate
+from securebuild.model import events as model_events
 from securebuild.model.generate import MANUALLY_TRIGGERED, BuildRequest
 from securebuild.model.logsnippet import log_snippet
 from securebuild.model.status import (
@@ -64,6 +67,9 @@ logger = logging.getLogger(__name__)
 LOG_EXPIRY_INTERVAL = 3600.0
 #: How often the housekeeping callable (the fleet's idle VM reaper) runs (seconds).
 HOUSEKEEPING_INTERVAL = 60.0
+#: Back-off of a Build whose output cannot be resolved: first retry, doubling up to the cap (s).
+OUTPUT_RETRY_SECONDS = 10.0
+OUTPUT_RETRY_MAX_SECONDS = 60.0
 
 
 def _utcnow() -> dt.datetime:
@@ -97,19 +103,9 @@ def slim(build: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def output_reference(build: Mapping[str, Any], registry: str | None) -> str | None:
-    """``status.outputDockerImageReference``: the resolved push target, or None."""
-    to = ((build.get("spec") or {}).get("output") or {}).get("to") or {}
-    kind, name = to.get("kind"), to.get("name")
-    if not name:
-        return None
-    if kind == "DockerImage":
-        return str(name)
-    if kind == "ImageStreamTag" and registry:
-        namespace = to.get("namespace") or build["metadata"]["namespace"]
-        stream, _, tag = str(name).partition(":")
-        return f"{registry}/{namespace}/{stream}:{tag or 'latest'}"
-    return None
+def is_binary_build(build: Mapping[str, Any]) -> bool:
+    source = (build.get("spec") or {}).get("source") or {}
+    return source.get("type") == "Binary" or source.get("binary") is not None
 
 
 class _NamespaceCache(ObjectCache):
@@ -226,14 +222,27 @@ class Daemon:
             timeouts=timeouts,
             name="namespaces",
         )
+        self.stream_reflector = Reflector(
+            kube,
+            paths.imagestreams(),
+            CallbackHandler(self._streams_listed, self._stream_event),
+            timeouts=timeouts,
+            name="imagestreams",
+        )
         self._threads: list[threading.Thread] = []
         self._candidate_cache: dict[str, tuple[str, Candidate]] = {}
+        #: Builds waiting for their output: key -> (monotonic time of the next try, back-off,
+        #: "namespace/name" of the missing ImageStream).
+        self._output_waits: dict[str, tuple[float, float, str]] = {}
+        self.output_retry_seconds = OUTPUT_RETRY_SECONDS
+        self.output_retry_max_seconds = OUTPUT_RETRY_MAX_SECONDS
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> Daemon:
         logger.info("daemon %s starting", self.identity)
         self.namespace_reflector.start()
         self.build_reflector.start()
+        self.stream_reflector.start()
         loops = [(self._schedule_loop, "scheduler"), (self._renew_loop, "renewer")]
         if self.housekeeping is not None:
             loops.append((self._housekeeping_loop, "housekeeping"))
@@ -275,6 +284,7 @@ class Daemon:
             thread.join(timeout)
         self.build_reflector.stop()
         self.namespace_reflector.stop()
+        self.stream_reflector.stop()
 
     # -- deleted projects ----------------------------------------------------------------
     def _namespace_deleted(self, namespace: str) -> None:
@@ -456,6 +466,7 @@ class Daemon:
                 if self.placement
                 else None
             ),
+            deferred=self._deferred(builds),
         )
         for candidate in decisions.supersede:
             self._supersede(candidate)
@@ -480,6 +491,32 @@ class Daemon:
             return known[namespace]
 
         return host_of
+
+    def _deferred(self, builds: Mapping[str, Any]) -> set[str]:
+        """Builds waiting for their output whose back-off has not ended (forgets gone ones)."""
+        clock = time.monotonic()
+        with self._lock:
+            for key in [k for k in self._output_waits if k not in builds]:
+                del self._output_waits[key]
+            return {k for k, (at, _, _) in self._output_waits.items() if at > clock}
+
+    def _streams_listed(self, streams: list[dict[str, Any]]) -> None:
+        self._streams_changed({ObjectCache.key(s) for s in streams})
+
+    def _stream_event(self, kind: str, stream: dict[str, Any]) -> None:
+        if kind != "DELETED":
+            self._streams_changed({ObjectCache.key(stream)})
+
+    def _streams_changed(self, keys: set[str]) -> None:
+        """Builds waiting for one of these streams are tried again now (no back-off)."""
+        with self._lock:
+            ready = [k for k, (_, _, stream) in self._output_waits.items() if stream in keys]
+            for key in ready:
+                _, delay, stream = self._output_waits[key]
+                self._output_waits[key] = (0.0, delay, stream)
+        if ready:
+            logger.info("output streams appeared for %s", ", ".join(sorted(ready)))
+            self._wake.set()
 
     def _candidates_of(self, builds: dict[str, dict[str, Any]]) -> list[Candidate]:
         """Candidates, re-read only for Builds whose resourceVersion changed (10,000 Builds
@@ -591,6 +628,20 @@ class Daemon:
             metrics.BUILDS.labels(Phase.CANCELLED.value, CANCELLED_BUILD.reason).inc()
             return
         build = worker.build
+        problems = self._problems(build)
+        reference: str | None = None
+        unresolved: UnresolvedOutput | None = None
+        if not problems:
+            try:
+                reference = self._output_of(build)
+            except UnresolvedOutput as exc:
+                phase = (build.get("status") or {}).get("phase") or "New"
+                if phase == "New" and not is_binary_build(build):
+                    self._wait_for_output(worker, exc)
+                    return
+                unresolved = exc  # a binary build fails; Pending cannot go back to New
+        with self._lock:
+            self._output_waits.pop(worker.key, None)
         log = self.log_store.log(ns, name)
         log.start()
         if worker.claim.attempt > 1:
@@ -598,12 +649,10 @@ class Daemon:
                 f"securebuild: {self.identity} took over this build (attempt "
                 f"{worker.claim.attempt}): its previous daemon stopped renewing its claim"
             )
-        problems = self._problems(build)
-        reference = output_reference(build, self.config.output_registry)
         if problems:
             outcome = self._refuse(log, problems)
-        elif reference is None:
-            log.append("error: the output image could not be resolved")
+        elif unresolved is not None:
+            log.append(f"error: the output image could not be resolved: {unresolved}")
             outcome = Outcome(
                 Phase.FAILED, INVALID_OUTPUT_REFERENCE.reason, INVALID_OUTPUT_REFERENCE.message
             )
@@ -628,6 +677,44 @@ class Daemon:
             if stage.get("name") and isinstance(millis, int):
                 metrics.STAGE_SECONDS.labels(stage["name"]).observe(millis / 1000)
         logger.info("build %s/%s ended %s %s", ns, name, outcome.phase.value, outcome.reason or "")
+
+    def _output_of(self, build: Mapping[str, Any]) -> str | None:
+        """The push target: as resolved when the build went Pending (a takeover), or now."""
+        status = build.get("status") or {}
+        if (status.get("phase") or "New") != "New" and status.get("outputDockerImageReference"):
+            return str(status["outputDockerImageReference"])
+        meta = build["metadata"]
+        return retry_transient(
+            lambda: resolve_output(self.kube, build, self.config.output_registry),
+            timeout=self.config.timeouts.lease_seconds,
+            what=f"resolving the output of {meta['namespace']}/{meta['name']}",
+        )
+
+    def _wait_for_output(self, worker: Worker, unresolved: UnresolvedOutput) -> None:
+        """OpenShift keeps the Build New with ``InvalidOutputReference`` and retries it.
+
+        The reason is written once (a retry that finds it there writes nothing, so no event or
+        status churn), the claim is released so that any daemon may retry, and this daemon
+        backs off before it tries again itself.
+        """
+        status = worker.build.get("status") or {}
+        why = INVALID_OUTPUT_REFERENCE
+        if status.get("reason") != why.reason or status.get("message") != why.message:
+            logger.info("build %s waits in New: %s", worker.key, unresolved)
+            self.reporter.waiting(worker.namespace, worker.name, why)
+            if unresolved.registry_missing:
+                self.recorder.record(worker.build, model_events.invalid_output())
+        else:
+            logger.debug("build %s still waits: %s", worker.key, unresolved)
+        self.claims.release(worker.namespace, worker.name)
+        with self._lock:
+            previous = self._output_waits.get(worker.key, (0.0, 0.0, ""))[1]
+            delay = (
+                min(previous * 2, self.output_retry_max_seconds)
+                if previous
+                else self.output_retry_seconds
+            )
+            self._output_waits[worker.key] = (time.monotonic() + delay, delay, unresolved.stream)
 
     def _after_success(self, build: Mapping[str, Any], outcome: Outcome) -> None:
         """spec.revision from the clone; the ImageStream tag if the config asks for it."""
@@ -679,7 +766,7 @@ class Daemon:
             log.append(f"  {problem}")
         return Outcome(Phase.FAILED, GENERIC_BUILD_FAILED.reason, GENERIC_BUILD_FAILED.message)
 
-    def _execute(self, worker: Worker, log: Any, reference: str) -> Outcome:
+    def _execute(self, worker: Worker, log: Any, reference: str | None) -> Outcome:
         current = retry_transient(
             lambda: self.kube.get(paths.build(worker.namespace, worker.name)),
             timeout=self.config.timeouts.lease_seconds,

@@ -17,12 +17,15 @@ from securebuild.daemon.executor import Outcome
 from securebuild.model.status import (
     CANCELLED_BUILD,
     Phase,
+    StatusReason,
     duration_ns,
     format_timestamp,
 )
 
 
 class Reporter(Protocol):
+    def waiting(self, namespace: str, name: str, why: StatusReason) -> None: ...
+
     def pending(self, namespace: str, name: str, output_reference: str | None) -> None: ...
 
     def running(self, namespace: str, name: str) -> None: ...
@@ -46,6 +49,10 @@ class OwnerReporter:
 
     def __init__(self, writer: StatusWriter) -> None:
         self.writer = writer
+
+    def waiting(self, namespace: str, name: str, why: StatusReason) -> None:
+        """The Build stays New, with the reason it cannot start yet (reference 2.1)."""
+        self.writer.write(namespace, name, StatusChange(reason=why.reason, message=why.message))
 
     def pending(self, namespace: str, name: str, output_reference: str | None) -> None:
         fields: dict[str, Any] = {}

@@ -9,6 +9,9 @@ without a cluster. OpenShift's rules (reference section 8):
   the same BuildConfig are cancelled (``status.cancelled=true``).
 * ``Parallel``: no ordering. Builds that do not come from a BuildConfig are always runnable.
 
+A Build whose output cannot be resolved yet waits in New unclaimed; the daemon that tried it
+passes it as ``deferred`` until its back-off ends (it still counts for Serial ordering).
+
 On top, securebuild limits how many builds run at once per namespace (the project's VM runs one
 build at a time by default; counted over all daemons through live claims), per daemon, and per
 build host (the inventory's ``securebuild_host_max_builds``, for projects whose VM is placed;
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,6 +97,7 @@ def plan(
     max_here: int,
     per_project: int,
     now: dt.datetime,
+    deferred: Collection[str] = frozenset(),
     host_of: Callable[[str], str | None] = lambda _namespace: None,
     per_host: Mapping[str, int] | None = None,
 ) -> Plan:
@@ -140,6 +144,8 @@ def plan(
     for c in waiting:
         if slots <= 0:
             break
+        if c.key in deferred:
+            continue
         if occupied[c.namespace] >= per_project:
             continue
         host = host_of(c.namespace)

@@ -13,7 +13,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -168,6 +168,56 @@ def _lookup(
     return found
 
 
+def _secret_auths(
+    secrets: Mapping[str, SecretData], ref: Any, path: str, missing: list[str]
+) -> dict[str, dict[str, str]] | None:
+    """Registry credentials of the dockercfg secret that ``ref`` (at ``path``) names.
+
+    None when the secret does not exist (it is added to ``missing``).
+    """
+    found = _lookup(secrets, (ref or {}).get("name"), f"{path}.name", "secret", missing)
+    return None if found is None else docker_auths(found, path)
+
+
+def _source_inputs(
+    items: Any,
+    list_path: str,
+    ref_key: str,
+    objects: Mapping[str, SecretData],
+    missing: list[str],
+    content: Callable[[bytes], str],
+) -> list[dict[str, Any]]:
+    """``spec.source.secrets`` or ``configMaps``: each named object's keys as files.
+
+    ``content`` turns a value into what the playbook gets (a secret file id, or the text of a
+    config map). Keys starting with ``..`` (a mounted volume's internals) and keys that are no
+    valid key names are left out; unknown objects are added to ``missing``.
+    """
+    kind = "secret" if ref_key == "secret" else "config map"
+    result: list[dict[str, Any]] = []
+    for i, item in enumerate(items or []):
+        path = f"{list_path}[{i}]"
+        found = _lookup(
+            objects, (item.get(ref_key) or {}).get("name"), f"{path}.{ref_key}.name", kind, missing
+        )
+        if found is None:
+            continue
+        result.append(
+            {
+                "name": found.name,
+                "destinationDir": relative_path(
+                    item.get("destinationDir"), f"{path}.destinationDir"
+                ),
+                "files": {
+                    key: content(value)
+                    for key, value in sorted(found.data.items())
+                    if not key.startswith("..") and _SECRET_KEY.match(key)
+                },
+            }
+        )
+    return result
+
+
 def make_plan(
     build: Mapping[str, Any],
     *,
@@ -275,15 +325,15 @@ def make_plan(
             params["dockerfile"] = text
     pull_auths: dict[str, dict[str, str]] = {}
     if docker.get("pullSecret"):
-        found = _lookup(
-            secrets,
-            docker["pullSecret"].get("name"),
-            "spec.strategy.dockerStrategy.pullSecret.name",
-            "secret",
-            missing_secrets,
+        pull_auths = (
+            _secret_auths(
+                secrets,
+                docker["pullSecret"],
+                "spec.strategy.dockerStrategy.pullSecret",
+                missing_secrets,
+            )
+            or {}
         )
-        if found is not None:
-            pull_auths = docker_auths(found, "spec.strategy.dockerStrategy.pullSecret")
     for i, image in enumerate(images):
         path = f"spec.source.images[{i}]"
         ref_obj = image.get("from") or {}
@@ -308,67 +358,28 @@ def make_plan(
                 }
             )
         if image.get("pullSecret"):
-            found = _lookup(
-                secrets,
-                image["pullSecret"].get("name"),
-                f"{path}.pullSecret.name",
-                "secret",
-                missing_secrets,
+            auths = _secret_auths(
+                secrets, image["pullSecret"], f"{path}.pullSecret", missing_secrets
             )
-            if found is not None:
-                entry["pullAuths"] = {
-                    "id": store.add(json.dumps(docker_auths(found, path)).encode(), "ctl")
-                }
+            if auths is not None:
+                entry["pullAuths"] = {"id": store.add(json.dumps(auths).encode(), "ctl")}
         params["images"].append(entry)
-    for i, item in enumerate(source.get("secrets") or []):
-        path = f"spec.source.secrets[{i}]"
-        found = _lookup(
-            secrets,
-            (item.get("secret") or {}).get("name"),
-            f"{path}.secret.name",
-            "secret",
-            missing_secrets,
-        )
-        if found is None:
-            continue
-        files = {}
-        for key, value in sorted(found.data.items()):
-            if key.startswith("..") or not _SECRET_KEY.match(key):
-                continue
-            files[key] = store.add(value)
-        params["secrets"].append(
-            {
-                "name": found.name,
-                "destinationDir": relative_path(
-                    item.get("destinationDir"), f"{path}.destinationDir"
-                ),
-                "files": files,
-            }
-        )
-    for i, item in enumerate(source.get("configMaps") or []):
-        path = f"spec.source.configMaps[{i}]"
-        found = _lookup(
-            config_maps,
-            (item.get("configMap") or {}).get("name"),
-            f"{path}.configMap.name",
-            "config map",
-            missing_cms,
-        )
-        if found is None:
-            continue
-        params["configMaps"].append(
-            {
-                "name": found.name,
-                "destinationDir": relative_path(
-                    item.get("destinationDir"), f"{path}.destinationDir"
-                ),
-                "files": {
-                    k: v.decode("utf-8", "replace")
-                    for k, v in sorted(found.data.items())
-                    if not k.startswith("..") and _SECRET_KEY.match(k)
-                },
-            }
-        )
+    params["secrets"] = _source_inputs(
+        source.get("secrets"),
+        "spec.source.secrets",
+        "secret",
+        secrets,
+        missing_secrets,
+        store.add,
+    )
+    params["configMaps"] = _source_inputs(
+        source.get("configMaps"),
+        "spec.source.configMaps",
+        "configMap",
+        config_maps,
+        missing_cms,
+        lambda value: value.decode("utf-8", "replace"),
+    )
 
     # -- output --------------------------------------------------------------------------
     output = spec.get("output") or {}
@@ -386,15 +397,10 @@ def make_plan(
         if "@" in output_ref:
             raise _fail("spec.output.to.name", "must be a tag, not a digest")
         if output.get("pushSecret"):
-            found = _lookup(
-                secrets,
-                output["pushSecret"].get("name"),
-                "spec.output.pushSecret.name",
-                "secret",
-                missing_secrets,
+            auths = _secret_auths(
+                secrets, output["pushSecret"], "spec.output.pushSecret", missing_secrets
             )
-            if found is not None:
-                auths = docker_auths(found, "spec.output.pushSecret")
+            if auths is not None:
                 push_auth = auths.get(registry_of(output_ref))
     for i, label in enumerate(output.get("imageLabels") or []):
         lname = _str(label.get("name"), f"spec.output.imageLabels[{i}].name", required=True)

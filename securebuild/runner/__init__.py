@@ -6,7 +6,6 @@ Public API: :class:`PlaybookRun`, :class:`RunSpec`, :class:`RunResult`, :func:`b
 """
 
 from securebuild.runner.adapter import PlaybookRun, RunnerError, RunResult, RunSpec
-from securebuild.runner.events import Stage, Step
 from securebuild.runner.extravars import build_extravars, mark_unsafe
 
 __all__ = [
@@ -14,8 +13,6 @@ __all__ = [
     "RunResult",
     "RunSpec",
     "RunnerError",
-    "Stage",
-    "Step",
     "build_extravars",
     "mark_unsafe",
 ]

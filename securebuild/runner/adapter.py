@@ -37,9 +37,10 @@ from typing import Any
 import ansible_runner
 
 from securebuild.errors import SecurebuildError
+from securebuild.model.types import StageInfo
 from securebuild.runner import privdir, reasons
 from securebuild.runner.ansible import CALLBACK_DIR, MODULES_DIR
-from securebuild.runner.events import EventProcessor, Stage, TaskMetaReader
+from securebuild.runner.events import EventProcessor, TaskMetaReader
 from securebuild.runner.extravars import build_extravars, dumps
 from securebuild.runner.follower import DEFAULT_INTERVAL, LiveLogFollower
 from securebuild.runner.masking import SecretMasker
@@ -90,7 +91,7 @@ class RunResult:
     rc: int | None
     reason: str | None  # OpenShift reason, None on success
     message: str | None  # OpenShift message for ``reason``
-    stages: list[Stage]
+    stages: tuple[StageInfo, ...]
     failed_task: str | None = None
     failure_msg: str | None = None  # the module's msg (masked), for the log and debugging
     cleanup_status: str | None = None  # status of the cleanup playbook if it ran
@@ -106,7 +107,7 @@ class RunResult:
         return "Cancelled" if self.status == "canceled" else "Failed"
 
     def stages_api(self) -> list[dict[str, Any]]:
-        return [stage.to_api() for stage in self.stages]
+        return [stage.to_json() for stage in self.stages]
 
 
 class PlaybookRun:

@@ -21,9 +21,12 @@ import json
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from securebuild.model.status import record_step
+from securebuild.model.types import StageInfo
 
 logger = logging.getLogger(__name__)
 
@@ -43,54 +46,18 @@ def _parse_time(value: Any) -> dt.datetime:
     return parsed
 
 
-def rfc3339(moment: dt.datetime) -> str:
-    """Kubernetes' time format (seconds precision, ``Z``)."""
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 @dataclass
-class Step:
-    name: str
+class _Span:
+    """One step while the run goes on: consecutive tasks and further hosts extend its end."""
+
+    stage: str
+    step: str
     start: dt.datetime
     end: dt.datetime
 
     @property
     def duration_ms(self) -> int:
         return max(0, round((self.end - self.start).total_seconds() * 1000))
-
-    def to_api(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "startTime": rfc3339(self.start),
-            "durationMilliseconds": self.duration_ms,
-        }
-
-
-@dataclass
-class Stage:
-    name: str
-    steps: list[Step] = field(default_factory=list)
-
-    @property
-    def start(self) -> dt.datetime:
-        return min(step.start for step in self.steps)
-
-    @property
-    def end(self) -> dt.datetime:
-        return max(step.end for step in self.steps)
-
-    @property
-    def duration_ms(self) -> int:
-        return max(0, round((self.end - self.start).total_seconds() * 1000))
-
-    def to_api(self) -> dict[str, Any]:
-        """One entry of ``status.stages`` (reference section 2.4)."""
-        return {
-            "name": self.name,
-            "startTime": rfc3339(self.start),
-            "durationMilliseconds": self.duration_ms,
-            "steps": [step.to_api() for step in self.steps],
-        }
 
 
 @dataclass(frozen=True)
@@ -167,9 +134,8 @@ class EventProcessor:
         self._meta = meta
         self._emit = emit
         self._starts: dict[str, dt.datetime] = {}
-        self._recorded: dict[str, Step] = {}
-        self._last_key: tuple[str, str] | None = None
-        self.stages: list[Stage] = []
+        self._recorded: dict[str, _Span] = {}
+        self._spans: list[_Span] = []
         self._open: str | None = None  # the task started last, while it has no result
         self.failure: Failure | None = None
         # ansible-playbook's own messages (syntax errors, bad inventory): shown when a run
@@ -211,6 +177,14 @@ class EventProcessor:
         self._emit(lines)
         self.failure = Failure(task=task, reason=tags.reason, msg=msg)
 
+    @property
+    def stages(self) -> tuple[StageInfo, ...]:
+        """``status.stages`` so far (reference 2.4), built with the model's :func:`record_step`."""
+        stages: tuple[StageInfo, ...] = ()
+        for span in self._spans:
+            stages = record_step(stages, span.stage, span.step, span.start, span.duration_ms)
+        return stages
+
     def _record_step(self, task_uuid: str, tags: TaskTags, end: dt.datetime) -> None:
         if not tags.stage:
             return
@@ -219,20 +193,14 @@ class EventProcessor:
         if existing is not None:  # another host's result for the same task
             existing.end = max(existing.end, end)
             return
-        start = self._starts.get(task_uuid, end)
-        key = (tags.stage, step_name)
-        stage = next((s for s in self.stages if s.name == tags.stage), None)
-        if stage is None:
-            stage = Stage(tags.stage)
-            self.stages.append(stage)
-        if self._last_key == key and stage.steps and stage.steps[-1].name == step_name:
-            step = stage.steps[-1]
-            step.end = max(step.end, end)
+        last = self._spans[-1] if self._spans else None
+        if last is not None and (last.stage, last.step) == (tags.stage, step_name):
+            last.end = max(last.end, end)  # consecutive tasks of one step
+            span = last
         else:
-            step = Step(step_name, start, end)
-            stage.steps.append(step)
-        self._recorded[task_uuid] = step
-        self._last_key = key
+            span = _Span(tags.stage, step_name, self._starts.get(task_uuid, end), end)
+            self._spans.append(span)
+        self._recorded[task_uuid] = span
 
     def close_open_task(self, end: dt.datetime) -> None:
         """Record the step of a task that never ended (the run was cancelled or killed)."""

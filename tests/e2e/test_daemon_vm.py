@@ -91,7 +91,7 @@ class VMDaemon:
         return result
 
     def daemon_log(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
+        return self.log.read_text(errors="replace")[-6000:]
 
 
 def _secret(admin: Kube, namespace: str, name: str, kind: str, data: dict[str, bytes]) -> None:
@@ -139,10 +139,11 @@ def vm_daemon(
         {".dockerconfigjson": json.dumps(dockerconfig).encode()},
     )
     cert = TestCA(tmp / "api-pki").server("api", ("127.0.0.1", "localhost"))
+    inventory = _inventory_without_reaping(tmp / "inventory")
     config = {
         "cluster": {"kubeconfig": str(controlplane.kubeconfig("daemon"))},
         "identity": "vm-daemon",
-        "inventory": str(ROOT / "inventories" / "local"),
+        "inventory": str(inventory),
         "executor": {"mode": "vm", "registry_cas": {registry.address: str(registry.ca_cert)}},
         "timeouts": {"lease_seconds": 15, "watch_inactivity_seconds": 30, "request_seconds": 10},
         # the shared VM's state: its record, SSH key, pinned host key and project PKI
@@ -177,6 +178,19 @@ def vm_daemon(
         yield daemon
     finally:
         daemon.stop()
+
+
+def _inventory_without_reaping(directory: Path) -> Path:
+    """inventories/local with the idle reaper off: the shared VM is used by other test modules
+    behind this daemon's back, so its idle clock here says nothing (test_fleet tests reaping)."""
+    local = ROOT / "inventories" / "local"
+    (directory / "group_vars").mkdir(parents=True)
+    (directory / "hosts.yml").symlink_to(local / "hosts.yml")
+    (directory / "group_vars" / "all.yml").symlink_to(local / "group_vars" / "all.yml")
+    host_vars = yaml.safe_load((local / "group_vars" / "build_hosts.yml").read_text())
+    host_vars.update(securebuild_stop_after_idle="never", securebuild_destroy_after_idle="never")
+    (directory / "group_vars" / "build_hosts.yml").write_text(yaml.safe_dump(host_vars))
+    return directory
 
 
 def _manifest_digest(registry: Registry, repository: str, tag: str) -> str:
@@ -343,12 +357,20 @@ def _sleeping_build(vm_daemon: VMDaemon, name: str, seconds: int) -> None:
 
 
 def _wait_log(vm_daemon: VMDaemon, build: str, needle: str, timeout: float = 600) -> None:
-    wait_for(
-        f"{needle!r} in the log of {build}",
-        lambda: needle in vm_daemon.cli("logs", build, timeout=60).stdout,
-        timeout=timeout,
-        interval=2,
-    )
+    try:
+        wait_for(
+            f"{needle!r} in the log of {build}",
+            lambda: needle in vm_daemon.cli("logs", build, timeout=60).stdout,
+            timeout=timeout,
+            interval=2,
+        )
+    except AssertionError as exc:
+        status = get_build(vm_daemon.admin, vm_daemon.namespace, build).get("status")
+        logs = vm_daemon.cli("logs", build, timeout=60)
+        raise AssertionError(
+            f"{exc}\nstatus: {status}\nlogs: {logs.stdout}{logs.stderr}\n"
+            f"daemon: {vm_daemon.daemon_log()}"
+        ) from exc
 
 
 def test_cancel_stops_the_build_in_the_vm(vm_daemon: VMDaemon) -> None:

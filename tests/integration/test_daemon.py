@@ -61,9 +61,11 @@ def make_build(
     runs_file: Path,
     *,
     env: dict[str, str] | None = None,
+    spec: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
     body = build_body(namespace, name, **kwargs)
+    body["spec"].update(spec or {})
     variables = {"RUNS_FILE": str(runs_file), **(env or {})}
     body["spec"]["strategy"]["dockerStrategy"]["env"] = [
         {"name": k, "value": v} for k, v in variables.items()
@@ -355,6 +357,7 @@ def test_imagestream_output_is_recorded_and_revision_set(
     controlplane: ControlPlane, admin: Kube, runs_file: Path, tmp_path: Path
 ) -> None:
     ns = create_namespace(admin, unique("istag"))
+    create_imagestream(admin, ns, "app")
     body = build_body(ns, "app-1")
     body["spec"]["output"] = {"to": {"kind": "ImageStreamTag", "name": "app:v1"}}
     body["spec"]["strategy"]["dockerStrategy"]["env"] = [
@@ -383,6 +386,121 @@ def test_imagestream_output_is_recorded_and_revision_set(
     assert tags["v1"]["items"][0]["dockerImageReference"] == f"registry.test:5000/{ns}/app@{digest}"
     assert tags["v1"]["items"][0]["image"] == digest
     assert stream["status"]["dockerImageRepository"] == f"registry.test:5000/{ns}/app"
+
+
+def create_imagestream(
+    admin: Kube, ns: str, name: str, repository: str | None = None
+) -> dict[str, Any]:
+    body = {
+        "apiVersion": "image.openshift.io/v1",
+        "kind": "ImageStream",
+        "metadata": {"name": name, "namespace": ns},
+    }
+    stream: dict[str, Any] = admin.request("POST", paths.imagestreams(ns), body=body)
+    if repository:
+        stream = admin.request(
+            "PATCH",
+            paths.imagestream(ns, name) + "/status",
+            body={"status": {"dockerImageRepository": repository}},
+            content_type="application/merge-patch+json",
+        )
+    return stream
+
+
+def test_unresolvable_output_waits_in_new_until_the_stream_exists(
+    controlplane: ControlPlane, admin: Kube, runs_file: Path, tmp_path: Path
+) -> None:
+    ns = create_namespace(admin, unique("waitout"))
+    output = {"to": {"kind": "ImageStreamTag", "name": "app:v1"}}
+    make_build(admin, ns, "app-1", runs_file, spec={"output": output})
+    with running_daemon(
+        controlplane, tmp_path / "state", "daemon-wait", output_registry="registry.test:5000"
+    ) as daemon:
+        daemon.output_retry_seconds = 0.5
+        daemon.output_retry_max_seconds = 1.0
+        build = wait_for(
+            "the reason on the New build",
+            lambda: (
+                (b := get_build(admin, ns, "app-1")) and (b.get("status") or {}).get("reason") and b
+            ),
+        )
+        status = build["status"]
+        assert phase(build) == "New", status
+        assert status["reason"] == "InvalidOutputReference"
+        assert status["message"] == "Output image could not be resolved."
+        time.sleep(3)  # several retries
+        build = get_build(admin, ns, "app-1")
+        assert phase(build) == "New" and build["status"]["reason"] == "InvalidOutputReference"
+        claim = Claim.of(build)  # released between tries (any daemon may retry)
+        assert claim is None or claim.holder == "daemon-wait"
+        assert build_events(admin, ns, "app-1") == []
+        assert runs(runs_file) == []
+        # The stream's own repository wins over the configured registry.
+        create_imagestream(admin, ns, "app", repository=f"mirror.test:5000/{ns}/app")
+        build = wait_phase(admin, ns, "app-1", TERMINAL, timeout=60)
+    status = build["status"]
+    assert status["phase"] == "Complete", status
+    assert "reason" not in status and "message" not in status
+    assert status["outputDockerImageReference"] == f"mirror.test:5000/{ns}/app:v1"
+    assert sorted(e["reason"] for e in build_events(admin, ns, "app-1")) == [
+        "BuildCompleted",
+        "BuildStarted",
+    ]
+
+
+def test_waiting_build_starts_when_its_stream_appears_not_after_the_back_off(
+    controlplane: ControlPlane, admin: Kube, runs_file: Path, tmp_path: Path
+) -> None:
+    other = create_namespace(admin, unique("streams"))  # to.namespace: another project
+    ns = create_namespace(admin, unique("waitwatch"))
+    output = {"to": {"kind": "ImageStreamTag", "name": "app:v2", "namespace": other}}
+    make_build(admin, ns, "app-1", runs_file, spec={"output": output})
+    with running_daemon(
+        controlplane, tmp_path / "state", "daemon-watch", output_registry="registry.test:5000"
+    ) as daemon:
+        daemon.output_retry_seconds = daemon.output_retry_max_seconds = 600.0
+        wait_for(
+            "the reason on the New build",
+            lambda: (get_build(admin, ns, "app-1").get("status") or {}).get("reason"),
+        )
+        create_imagestream(admin, ns, "app")  # the wrong namespace: still waits
+        time.sleep(2)
+        assert phase(get_build(admin, ns, "app-1")) == "New"
+        created = time.monotonic()
+        create_imagestream(admin, other, "app")
+        build = wait_phase(admin, ns, "app-1", TERMINAL, timeout=30)
+        took = time.monotonic() - created
+    assert phase(build) == "Complete", build["status"]
+    assert build["status"]["outputDockerImageReference"] == f"registry.test:5000/{other}/app:v2"
+    assert took < 30
+    print(f"stream created -> build Complete in {took:.1f} s (back-off 600 s)")
+
+
+def test_binary_build_with_unresolvable_output_fails(
+    daemon: Daemon, admin: Kube, runs_file: Path
+) -> None:
+    ns = create_namespace(admin, unique("binout"))
+    spec = {
+        "source": {"type": "Binary", "binary": {}},
+        "output": {"to": {"kind": "ImageStreamTag", "name": "missing:v1"}},
+    }
+    make_build(admin, ns, "app-1", runs_file, spec=spec)
+    status = wait_phase(admin, ns, "app-1", TERMINAL)["status"]
+    assert status["phase"] == "Failed", status
+    assert status["reason"] == "InvalidOutputReference"
+    assert status["message"] == "Output image could not be resolved."
+    assert runs(runs_file) == []
+
+
+def test_build_without_output_runs_without_a_push_target(
+    daemon: Daemon, admin: Kube, runs_file: Path
+) -> None:
+    """OpenShift builds an image with no ``output.to`` and does not push it (reference 1.4)."""
+    ns = create_namespace(admin, unique("noout"))
+    make_build(admin, ns, "app-1", runs_file, spec={"output": {}})
+    status = wait_phase(admin, ns, "app-1", TERMINAL)["status"]
+    assert status["phase"] == "Complete", status
+    assert "outputDockerImageReference" not in status
 
 
 def test_apiserver_restart_mid_build_still_completes(

@@ -52,6 +52,16 @@ def test_dev_up_runs_builds_and_dev_down_stops_everything(tmp_path: Path) -> Non
             key, _, value = line.removeprefix("export ").partition("=")
             env[key] = value
         alice = Kube.from_access(ClusterAccess(kubeconfig=directory / "alice.kubeconfig"))
+        # The output stream must exist, as in OpenShift (else the Build waits in New).
+        alice.request(
+            "POST",
+            paths.imagestreams("alice-project"),
+            body={
+                "apiVersion": "image.openshift.io/v1",
+                "kind": "ImageStream",
+                "metadata": {"name": "hello", "namespace": "alice-project"},
+            },
+        )
         alice.request(
             "POST",
             paths.buildconfigs("alice-project"),

@@ -280,7 +280,7 @@ def test_stages_are_recorded_with_durations(h: Harness) -> None:
         assert stage["durationMilliseconds"] >= minimum[stage["name"]]
         assert stage["steps"][0]["durationMilliseconds"] == stage["durationMilliseconds"]
         assert stage["startTime"].endswith("Z") and "T" in stage["startTime"]
-    starts = [s.start for s in result.stages]
+    starts = [s.start_time or "" for s in result.stages]
     assert starts == sorted(starts)
     assert log.read() == ["Cloning", "Pulling", "STEP 1/1"]
 

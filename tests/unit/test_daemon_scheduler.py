@@ -123,3 +123,15 @@ def test_per_host_limit_counts_builds_of_all_projects_on_the_host() -> None:
     assert names(p.start) == ["c-1", "d-1"]
     p = run(builds, host_of=hosts.get, per_host={"host-1": 2, "host-2": 1})
     assert names(p.start) == ["b-1", "c-1", "d-1"]
+
+
+def test_deferred_build_waits_but_still_blocks_serial_successors() -> None:
+    """A Build waiting for its output (back-off) does not start, and holds its BuildConfig."""
+    builds = [build("app-1", number=1), build("app-2", number=2), build("other", bc=None)]
+    p = run(builds, deferred={"p/app-1"})
+    assert names(p.start) == ["other"]
+
+
+def test_deferred_build_that_is_cancelled_is_finished() -> None:
+    p = run([build("app-1", number=1, cancelled=True)], deferred={"p/app-1"})
+    assert names(p.finish_cancelled) == ["app-1"]

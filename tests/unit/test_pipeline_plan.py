@@ -173,3 +173,42 @@ def test_summary_line() -> None:
         "securebuild: build team/app-1 Failed, reason DockerBuildFailed: "
         "Dockerfile build strategy has failed."
     )
+
+
+def test_build_secrets_and_config_maps_become_files_under_their_destination() -> None:
+    plan = make_plan(
+        _build(
+            source={
+                "dockerfile": "FROM x",
+                "secrets": [{"secret": {"name": "s"}, "destinationDir": "./etc/s/"}],
+                "configMaps": [{"configMap": {"name": "c"}}],
+            }
+        ),
+        secrets={"s": SecretData("s", {"pw": b"hunter2", "..data": b"internal"})},
+        config_maps={"c": SecretData("c", {"app.conf": b"a=1\n", "bad key": b"x"})},
+    )
+    params = plan.tenant["params"]
+    [secret] = params["secrets"]
+    assert (secret["name"], secret["destinationDir"], list(secret["files"])) == (
+        "s",
+        "etc/s",
+        ["pw"],
+    )
+    assert plan.secrets[secret["files"]["pw"]] == b"hunter2"
+    assert "hunter2" not in json.dumps(plan.tenant)
+    assert params["configMaps"] == [
+        {"name": "c", "destinationDir": "", "files": {"app.conf": "a=1\n"}}
+    ]
+
+
+def test_missing_secrets_and_config_maps_are_named_together() -> None:
+    build = _build(
+        source={
+            "dockerfile": "FROM x",
+            "secrets": [{"secret": {"name": "s1"}}],
+            "configMaps": [{"configMap": {"name": "c1"}}],
+        }
+    )
+    with pytest.raises(PlanError) as info:
+        make_plan(build, secrets={}, config_maps={})
+    assert "These resources do not exist: ConfigMaps [c1] Secrets [s1]" in str(info.value)
