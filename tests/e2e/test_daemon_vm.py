@@ -51,7 +51,12 @@ class VMDaemon:
     log: Path
     process: DaemonProcess | None = None
 
-    def start(self) -> None:
+    def start(self, identity: str = "vm-daemon") -> None:
+        """Start ``securebuild daemon``; a restarted daemon gets a new identity, as the default
+        identity (host name and a random suffix) does in production."""
+        config = yaml.safe_load(self.config_file.read_text())
+        config["identity"] = identity
+        self.config_file.write_text(yaml.safe_dump(config))
         self.process = DaemonProcess(self.config_file, self.log).start()
 
     def kill(self) -> None:
@@ -397,11 +402,11 @@ def test_sigkill_of_the_daemon_mid_build_is_taken_over(vm_daemon: VMDaemon) -> N
     _wait_log(vm_daemon, "crashy-1", "sleeping")
     vm_daemon.kill()
     killed_at = time.monotonic()
-    vm_daemon.start()
+    vm_daemon.start(identity="vm-daemon-restarted")
     build = vm_daemon.wait("crashy-1", TERMINAL, timeout=900)
     assert build["status"]["phase"] == "Complete", (build["status"], vm_daemon.daemon_log())
     claim = Claim.of(build)
-    assert claim is not None and claim.attempt == 2
+    assert claim is not None and claim.attempt == 2 and claim.holder == "vm-daemon-restarted"
     assert time.monotonic() - killed_at >= 15  # not before the lease ran out
     reasons = [e["reason"] for e in build_events(vm_daemon.admin, vm_daemon.namespace, "crashy-1")]
     assert reasons.count("BuildCompleted") == 1 and "BuildFailed" not in reasons
