@@ -24,15 +24,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pipeline_overhead as bench  # noqa: E402
+import pipeline_overhead as bench
 
-from securebuild.devenv.project_vm import ProjectVM  # noqa: E402
-from securebuild.devenv.vmregistry import guest_registry, seed_busybox, trust_in_vm  # noqa: E402
-from securebuild.fleet.docker_tls import docker_api_client  # noqa: E402
-from securebuild.pipeline.execute import VMTarget, run_plan  # noqa: E402
-from securebuild.pipeline.plan import make_plan  # noqa: E402
-from securebuild.pipeline.steps import ssh_argv  # noqa: E402
-from securebuild.runner import events as runner_events  # noqa: E402
+from securebuild.devenv.project_vm import ProjectVM
+from securebuild.devenv.vmregistry import guest_registry, seed_busybox, trust_in_vm
+from securebuild.fleet.docker_tls import docker_api_client
+from securebuild.pipeline.execute import VMTarget, run_plan
+from securebuild.pipeline.plan import make_plan
+from securebuild.pipeline.steps import ssh_argv
+from securebuild.runner import events as runner_events
 
 RECORDED: list[tuple[float, str, str]] = []
 _RESULTS = ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable")
@@ -100,8 +100,10 @@ def main() -> int:
             started = time.time()
             outcome = run_plan(plan, vm, on_line=lambda _l: None, base_dir=Path(tmp) / "runs")
             ended = time.time()
-            print(f"run {i + 1}: {outcome.phase} total {ended - started:.2f} s, "
-                  f"docker build {float(outcome.details.get('build_seconds', 0)):.2f} s")
+            print(
+                f"run {i + 1}: {outcome.phase} total {ended - started:.2f} s, "
+                f"docker build {float(outcome.details.get('build_seconds', 0)):.2f} s"
+            )
             if not RECORDED:
                 continue
             print(f"  {RECORDED[0][0] - started:6.2f} s  start-up until the first event")

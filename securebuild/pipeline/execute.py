@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -169,6 +171,8 @@ def run_plan(
         "ANSIBLE_TIMEOUT": "30",
         "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
     }
+    # The steps' SSH master socket: private to this run (0700), short for sun_path.
+    control_dir = tempfile.mkdtemp(prefix="sbssh-")
     spec = RunSpec(
         build_uid=uid,
         attempt=0,
@@ -176,7 +180,7 @@ def run_plan(
         playbook=PLAYBOOK,
         inventory=vm.inventory(),
         trusted_vars={
-            "securebuild_vm": vm.as_vars(),
+            "securebuild_vm": {**vm.as_vars(), "ssh_control_dir": control_dir},
             "securebuild_binary_file": plan.binary_path or "",
             "securebuild_registry_cas": dict(registry_cas or {}),
         },
@@ -186,11 +190,14 @@ def run_plan(
         cleanup_playbook=CLEANUP_PLAYBOOK,
         timeout=timeout,
     )
-    base_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    run = PlaybookRun(spec, base_dir=base_dir, on_line=on_line, before_removal=before_removal)
-    if on_start is not None:
-        on_start(run)
-    result = run.run()
+    try:
+        base_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        run = PlaybookRun(spec, base_dir=base_dir, on_line=on_line, before_removal=before_removal)
+        if on_start is not None:
+            on_start(run)
+        result = run.run()  # the master ends with the run's processes
+    finally:
+        shutil.rmtree(control_dir, ignore_errors=True)
     return BuildOutcome(
         namespace=plan.namespace,
         name=plan.name,

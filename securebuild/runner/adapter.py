@@ -218,9 +218,7 @@ class PlaybookRun:
                 p for p in (str(MODULES_DIR), self.spec.envvars.get("ANSIBLE_LIBRARY")) if p
             ),
             "ANSIBLE_ACTION_PLUGINS": os.pathsep.join(
-                p
-                for p in (str(ACTION_DIR), self.spec.envvars.get("ANSIBLE_ACTION_PLUGINS"))
-                if p
+                p for p in (str(ACTION_DIR), self.spec.envvars.get("ANSIBLE_ACTION_PLUGINS")) if p
             ),
             "ANSIBLE_CALLBACK_PLUGINS": os.pathsep.join(
                 p
