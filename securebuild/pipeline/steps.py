@@ -185,8 +185,8 @@ def control_path(vm: Mapping[str, Any]) -> str:
     """The SSH ControlPath for a VM: one master connection, reused by every step of a run.
 
     ``run_plan`` gives each run a private (0700) directory, ``ssh_control_dir``: nobody else
-    can plant or reach the socket, and the master, started by the run's first ``ssh``, ends
-    with the run (it carries the run's environment). Without one (tools such as the
+    can plant or reach the socket, and ``run_plan`` ends the master with the run
+    (:func:`stop_master`). Without one (tools such as the
     benchmark's clock probe) the socket is per VM in the temp dir, short because sun_path is
     limited to 108 bytes.
     """
@@ -196,6 +196,27 @@ def control_path(vm: Mapping[str, Any]) -> str:
     key = f"{vm['ssh_user']}@{vm['ssh_host']}:{vm['ssh_port']}:{vm.get('ssh_key')}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return str(Path(tempfile.gettempdir()) / f"sbssh-{digest}")
+
+
+def stop_master(vm: Mapping[str, Any]) -> None:
+    """End the master connection of ``vm``'s control path, if one is listening.
+
+    Needed at the end of a run: the master outlives its ``ssh`` client (ControlPersist) and
+    cannot be found by the run's environment marker, since ssh writes its process title
+    ("ssh: ... [mux]") over its environment.
+    """
+    path = control_path(vm)
+    if not Path(path).exists():
+        return
+    target = f"{vm['ssh_user']}@{vm['ssh_host']}"
+    with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+        subprocess.run(
+            ["ssh", "-o", f"ControlPath={path}", "-O", "exit", target],
+            capture_output=True,
+            timeout=30,
+            env=_clean_env(),
+            check=False,
+        )
 
 
 def _clean_env() -> dict[str, str]:
