@@ -35,7 +35,7 @@ lint: setup
 	$(VENV)/lint-imports
 	$(VENV)/yamllint -s .
 	@# the runner adapter's modules (securebuild_live_command) are on ANSIBLE_LIBRARY at run time
-	@if [ -n "$(ANSIBLE_FILES)" ]; then PATH="$(CURDIR)/$(VENV):$$PATH" ANSIBLE_LIBRARY="$(CURDIR)/securebuild/runner/ansible/modules" $(VENV)/ansible-lint --profile production $(ANSIBLE_FILES); fi
+	@if [ -n "$(ANSIBLE_FILES)" ]; then PATH="$(CURDIR)/$(VENV):$$PATH" ANSIBLE_LIBRARY="$(CURDIR)/securebuild/runner/ansible/modules" ANSIBLE_ACTION_PLUGINS="$(CURDIR)/securebuild/runner/ansible/action" $(VENV)/ansible-lint --profile production $(ANSIBLE_FILES); fi
 
 format: setup
 	$(VENV)/ruff check --fix .

@@ -12,6 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import subprocess
+import tempfile
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,7 +25,8 @@ from typing import Any
 from securebuild.fleet.target import VMRecord as VMRecord
 from securebuild.fleet.target import VMTarget as VMTarget
 from securebuild.pipeline.plan import BuildPlan
-from securebuild.runner import PlaybookRun, RunResult, RunSpec
+from securebuild.pipeline.steps import ssh_argv, stop_master
+from securebuild.runner import PlaybookRun, RunResult, RunSpec, privdir
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +91,8 @@ def run_plan(
         "ANSIBLE_TIMEOUT": "30",
         "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
     }
+    # The steps' SSH master socket: private to this run (0700), short for sun_path.
+    control_dir = tempfile.mkdtemp(prefix="sbssh-")
     spec = RunSpec(
         build_uid=uid,
         attempt=attempt,
@@ -94,7 +100,7 @@ def run_plan(
         playbook=PLAYBOOK,
         inventory=vm.inventory(),
         trusted_vars={
-            "securebuild_vm": vm.as_vars(),
+            "securebuild_vm": {**vm.as_vars(), "ssh_control_dir": control_dir},
             "securebuild_binary_file": plan.binary_path or "",
             "securebuild_registry_cas": dict(registry_cas or {}),
         },
@@ -104,11 +110,21 @@ def run_plan(
         cleanup_playbook=CLEANUP_PLAYBOOK,
         timeout=timeout,
     )
-    base_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    run = PlaybookRun(spec, base_dir=base_dir, on_line=on_line, before_removal=before_removal)
-    if on_start is not None:
-        on_start(run)
-    result = run.run()
+    warmup: subprocess.Popen[bytes] | None = None
+    try:
+        base_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        run = PlaybookRun(spec, base_dir=base_dir, on_line=on_line, before_removal=before_removal)
+        if on_start is not None:
+            on_start(run)
+        warmup = _warm_up_ssh(spec.trusted_vars["securebuild_vm"], run.name)
+        result = run.run()
+    finally:
+        if warmup is not None:
+            if warmup.poll() is None:
+                warmup.kill()
+            warmup.wait()
+        stop_master(spec.trusted_vars["securebuild_vm"])
+        shutil.rmtree(control_dir, ignore_errors=True)
     return BuildOutcome(
         namespace=plan.namespace,
         name=plan.name,
@@ -121,6 +137,28 @@ def run_plan(
         result=result,
         details=details,
     )
+
+
+def _warm_up_ssh(vm_vars: Mapping[str, Any], run_name: str) -> subprocess.Popen[bytes] | None:
+    """Open the run's SSH master while ansible-playbook starts (the handshake with an emulated
+    guest takes about a second; the first step would otherwise wait for it).
+
+    ``run_plan`` ends the master after the run (``stop_master``). A failure here only means
+    the first step connects itself.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
+    env[privdir.RUN_ENV] = run_name
+    try:
+        return subprocess.Popen(
+            ssh_argv(vm_vars, "true"),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+    except OSError as exc:
+        logger.warning("run %s: cannot start the SSH master early: %s", run_name, exc)
+        return None
 
 
 def default_base_dir() -> Path:

@@ -182,14 +182,41 @@ def ssh_argv(vm: Mapping[str, Any], *remote: str, tty: bool = False) -> list[str
 
 
 def control_path(vm: Mapping[str, Any]) -> str:
-    """The SSH ControlPath for a VM: one master connection, reused while it lives (120 s idle).
+    """The SSH ControlPath for a VM: one master connection, reused by every step of a run.
 
-    Per VM, not per run, so the warm path does not pay an SSH handshake with the (possibly
-    emulated) guest for every build; short because sun_path is limited to 108 bytes.
+    ``run_plan`` gives each run a private (0700) directory, ``ssh_control_dir``: nobody else
+    can plant or reach the socket, and ``run_plan`` ends the master with the run
+    (:func:`stop_master`). Without one (tools such as the
+    benchmark's clock probe) the socket is per VM in the temp dir, short because sun_path is
+    limited to 108 bytes.
     """
+    private = vm.get("ssh_control_dir")
+    if private:
+        return str(Path(str(private)) / "cm")
     key = f"{vm['ssh_user']}@{vm['ssh_host']}:{vm['ssh_port']}:{vm.get('ssh_key')}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return str(Path(tempfile.gettempdir()) / f"sbssh-{digest}")
+
+
+def stop_master(vm: Mapping[str, Any]) -> None:
+    """End the master connection of ``vm``'s control path, if one is listening.
+
+    Needed at the end of a run: the master outlives its ``ssh`` client (ControlPersist) and
+    cannot be found by the run's environment marker, since ssh writes its process title
+    ("ssh: ... [mux]") over its environment.
+    """
+    path = control_path(vm)
+    if not Path(path).exists():
+        return
+    target = f"{vm['ssh_user']}@{vm['ssh_host']}"
+    with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+        subprocess.run(
+            ["ssh", "-o", f"ControlPath={path}", "-O", "exit", target],
+            capture_output=True,
+            timeout=30,
+            env=_clean_env(),
+            check=False,
+        )
 
 
 def _clean_env() -> dict[str, str]:
@@ -232,31 +259,30 @@ _HOSTS_FIX = (
 )
 
 
-def ensure_helper(ctx: Context) -> int:
-    """Install the VM helper (shipped in the build_source role) when its content differs."""
-    local = Path(ctx.data["helper_source"])
-    data = local.read_bytes()
-    want = hashlib.sha256(data).hexdigest()
-    target = str(ctx.vm.get("helper") or HELPER)
-    base = ssh_argv(ctx.vm)
-    probe = subprocess.run(
-        [*base, "sha256sum", target], capture_output=True, env=_clean_env(), check=False
-    )
-    if probe.returncode == 0 and probe.stdout.split(b" ")[0].decode() == want:
-        return 0
-    # Once per VM (with the first install): sudo resolves the VM's own host name on every call;
-    # an image without it in /etc/hosts costs a DNS timeout per sudo (seconds, without network).
-    # (the script goes on stdin: ssh joins argv into one line the far side's shell parses)
-    subprocess.run(
-        [*base, "sudo", "-n", "sh", "-s"],
-        input=_HOSTS_FIX.encode(),
-        capture_output=True,
-        env=_clean_env(),
-        check=False,
-    )
+HELPER_LIB = "/usr/local/lib/securebuild/sb_vm_helper.py"
+
+
+def helper_launcher(lib: str = HELPER_LIB) -> bytes:
+    """The installed entry point: imports the helper so its bytecode is cached in the VM.
+
+    A Python start in an emulated guest is slow; compiling the 650-line helper on every call
+    (a script's code is never cached) and importing ``site`` made it slower still (measured
+    with bench/task_timings.py). ``-I -S``: no environment, user or site packages either.
+    """
+    return (
+        "#!/usr/bin/python3 -IS\n"
+        '"""securebuild VM helper launcher (installed by securebuild.pipeline.steps)."""\n'
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(lib).parent)!r})\n"
+        "import sb_vm_helper\n"
+        "sys.exit(sb_vm_helper.main(sys.argv[1:]))\n"
+    ).encode()
+
+
+def _install(ctx: Context, data: bytes, target: str, mode: str) -> bool:
     install = subprocess.run(
         [
-            *base,
+            *ssh_argv(ctx.vm),
             "sudo",
             "-n",
             "install",
@@ -266,7 +292,7 @@ def ensure_helper(ctx: Context) -> int:
             "-g",
             "root",
             "-m",
-            "0755",
+            mode,
             "/dev/stdin",
             target,
         ],
@@ -280,10 +306,56 @@ def ensure_helper(ctx: Context) -> int:
             "error: cannot install the securebuild helper in the VM: "
             + install.stderr.decode().strip()
         )
-    return install.returncode
+    return install.returncode == 0
+
+
+def ensure_helper(ctx: Context) -> int:
+    """Install the VM helper (shipped in the build_source role) when its content differs.
+
+    Two files: the helper as a module (root's first import caches its bytecode beside it) and
+    a small launcher at the helper path. One probe (``sha256sum`` of both, no sudo, no Python)
+    per run when they are current.
+    """
+    data = Path(ctx.data["helper_source"]).read_bytes()
+    launcher = helper_launcher()
+    target = str(ctx.vm.get("helper") or HELPER)
+    base = ssh_argv(ctx.vm)
+    probe = subprocess.run(
+        [*base, "sha256sum", HELPER_LIB, target], capture_output=True, env=_clean_env(), check=False
+    )
+    found = [line.split(b" ")[0].decode() for line in probe.stdout.splitlines()]
+    if probe.returncode == 0 and found == [
+        hashlib.sha256(data).hexdigest(),
+        hashlib.sha256(launcher).hexdigest(),
+    ]:
+        return 0
+    # Once per VM (with the first install): sudo resolves the VM's own host name on every call;
+    # an image without it in /etc/hosts costs a DNS timeout per sudo (seconds, without network).
+    # (the script goes on stdin: ssh joins argv into one line the far side's shell parses)
+    subprocess.run(
+        [*base, "sudo", "-n", "sh", "-s"],
+        input=_HOSTS_FIX.encode(),
+        capture_output=True,
+        env=_clean_env(),
+        check=False,
+    )
+    # the launcher last: a half-done install fails the probe and is redone by the next run
+    if _install(ctx, data, HELPER_LIB, "0644") and _install(ctx, launcher, target, "0755"):
+        return 0
+    return 1
+
+
+WRITTEN = "dockerfile-written.json"  # how the fetch call's Dockerfile write ended
 
 
 def step_fetch(ctx: Context) -> int:
+    """Fetch in the VM; when the helper hands the Dockerfile over, rewrite it here and send it
+    back in the same call, which writes it with the build secrets and config maps.
+
+    That saves the dockerfile step its own SSH + sudo + Python start in the guest. The write's
+    outcome (and its output lines, if it failed) is left in ``WRITTEN`` for the dockerfile step
+    to report, so a failed write keeps its own reason.
+    """
     installed = ensure_helper(ctx)
     if installed != 0:
         return installed
@@ -302,28 +374,80 @@ def step_fetch(ctx: Context) -> int:
         assert proc.stdin is not None
         with contextlib.suppress(BrokenPipeError):
             _input_stream(ctx, proc.stdin)
-        with contextlib.suppress(BrokenPipeError):
-            proc.stdin.close()
+            proc.stdin.flush()
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
     prefix = ctx.marker + " "
+    sent = False
+    after: list[str] = []  # the write's lines: shown by this step, or by the dockerfile step
     for raw in iter(proc.stdout.readline, b""):
         line = raw.decode("utf-8", "replace").rstrip("\n").rstrip("\r")
-        if line.startswith(prefix):
-            (ctx.workdir / "dockerfile.json").write_text(line[len(prefix) :])
+        if line.startswith(prefix) and not sent:
+            handed = line[len(prefix) :]
+            (ctx.workdir / "dockerfile.json").write_text(handed)
+            feeder.join()
+            text = _rewrite(ctx, handed.encode(), quiet=True)
+            if text is not None:
+                data = text.encode()
+                with contextlib.suppress(BrokenPipeError):
+                    proc.stdin.write(f"{len(data)}\n".encode() + data)
+                    proc.stdin.flush()
+                    sent = True
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()
             continue
-        say(line)
+        if sent:
+            after.append(line)
+        else:
+            say(line)
     feeder.join()
-    return proc.wait()
+    with contextlib.suppress(BrokenPipeError):
+        proc.stdin.close()
+    rc = proc.wait()
+    if not sent:
+        return rc
+    if rc == 0:
+        for line in after:
+            say(line)
+    (ctx.workdir / WRITTEN).write_text(json.dumps({"rc": rc, "lines": [] if rc == 0 else after}))
+    return 0
 
 
 # --- Dockerfile -------------------------------------------------------------------------
 
 
-def step_dockerfile(ctx: Context) -> int:
+def _rewrite(ctx: Context, raw: bytes, *, quiet: bool = False) -> str | None:
+    """The rewritten Dockerfile (and sourceinfo/hooks in the result file); None on error.
+
+    ``quiet``: nothing is printed on error (the dockerfile step redoes it and reports).
+    """
     from securebuild.pipeline.rewrite import rewrite_for_build
 
+    try:
+        payload = json.loads(raw)
+        text, log = rewrite_for_build(
+            payload["dockerfile"], ctx.tenant["build"], payload.get("sourceinfo")
+        )
+    except Exception as exc:
+        if not quiet:
+            say(f"error: {exc}")
+        return None
+    for line in log:
+        say(line)
+    (ctx.workdir / "Dockerfile.rewritten").write_text(text)
+    info = payload.get("sourceinfo")
+    ctx.result(sourceinfo=info, hooks=list(payload.get("hooks") or []))
+    return text
+
+
+def step_dockerfile(ctx: Context) -> int:
+    written = ctx.workdir / WRITTEN
+    if written.exists():  # rewritten and written by the fetch call
+        state = json.loads(written.read_text())
+        for line in state["lines"]:
+            say(line)
+        return int(state["rc"])
     handed = ctx.workdir / "dockerfile.json"
     if handed.exists():  # sent by the fetch step (see the VM helper's cmd_fetch)
         raw = handed.read_bytes()
@@ -333,21 +457,10 @@ def step_dockerfile(ctx: Context) -> int:
             say(read.stdout.decode("utf-8", "replace").strip())
             return read.returncode
         raw = read.stdout
-    try:
-        payload = json.loads(raw)
-        text, log = rewrite_for_build(
-            payload["dockerfile"], ctx.tenant["build"], payload.get("sourceinfo")
-        )
-    except Exception as exc:
-        say(f"error: {exc}")
+    text = _rewrite(ctx, raw)
+    if text is None:
         return EXIT_DOCKERFILE
-    for line in log:
-        say(line)
-    (ctx.workdir / "Dockerfile.rewritten").write_text(text)
-    info = payload.get("sourceinfo")
-    ctx.result(sourceinfo=info, hooks=list(payload.get("hooks") or []))
-    written = ctx.helper("dockerfile-write", stdin=text.encode())
-    return written.returncode
+    return ctx.helper("dockerfile-write", stdin=text.encode()).returncode
 
 
 # --- image content (source.images paths) ------------------------------------------------
@@ -551,8 +664,10 @@ def temp_tag(ctx: Context) -> str:
 def step_build(ctx: Context) -> int:
     client = ctx.docker()
     tag = ctx.tenant.get("output") or temp_tag(ctx)
+    # with no post_build hook left, the context call also cleans the VM up (one call less)
+    final = not post_build_pending(ctx)
     tar = subprocess.Popen(
-        ctx.ssh_argv("context", ctx.run),
+        ctx.ssh_argv("context-final" if final else "context", ctx.run),
         stdout=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -591,12 +706,17 @@ def step_build(ctx: Context) -> int:
     except Exception as exc:
         error = error or f"{type(exc).__name__}: {exc}"
     finally:
+        if final and not error:  # the helper may still be cleaning up after the stream ended
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                tar.wait(timeout=60)
         if tar.poll() is None:
             tar.kill()
         tar.wait()
         assert tar.stderr is not None
         for raw in tar.stderr.read().decode("utf-8", "replace").splitlines():
             say(raw)
+        if final and tar.returncode == 0:
+            mark_vm_clean(ctx)
     ctx.result(build_seconds=time.monotonic() - started, image_id=image_id, tag=tag)
     if error:
         say(f"error: build error: {error.strip()}")
@@ -681,21 +801,55 @@ def step_trust_cas(ctx: Context, pairs: list[str]) -> int:
     return 0
 
 
-def step_hook(ctx: Context, name: str) -> int:
-    """Run a hook in the VM; skip the SSH round trip when the context had no hook at all.
+EXIT_NO_POST_BUILD = 5  # the VM helper's "pre_build done, no post_build hook"
+VM_CLEAN = "vm-clean"  # flag file in the private data dir: the VM's run directory is gone
 
-    (post_build is skipped only if neither hook existed: a pre_build hook may create it.)
-    """
+
+def _hooks(ctx: Context) -> set[str] | None:
+    """The hooks of the context (from the Dockerfile hand-over, updated after pre_build)."""
     path = Path(ctx.data["result_file"])
-    found = set(json.loads(path.read_text()).get("hooks") or []) if path.exists() else None
-    if found is not None and not found:
+    if not path.exists():
+        return None
+    hooks = json.loads(path.read_text()).get("hooks")
+    return None if hooks is None else set(hooks)
+
+
+def post_build_pending(ctx: Context) -> bool:
+    hooks = _hooks(ctx)
+    return hooks is None or "post_build" in hooks
+
+
+def mark_vm_clean(ctx: Context) -> None:
+    (ctx.workdir / VM_CLEAN).write_text("")
+
+
+def step_hook(ctx: Context, name: str) -> int:
+    """Run a hook in the VM; skip the SSH round trip when the context has no such hook.
+
+    After pre_build the helper says whether a post_build hook exists (a pre_build hook may
+    create it); the post_build call also cleans the VM up (``hook-final``), which saves the
+    cleanup step its own SSH + sudo + Python start in the guest.
+    """
+    found = _hooks(ctx)
+    if name == "pre_build":
+        if found is not None and name not in found:
+            return 0
+        rc = ctx.helper("hook", name, tty=True).returncode
+        if rc in (0, EXIT_NO_POST_BUILD) and found is not None:
+            post = {"post_build"} if rc == 0 else set()
+            ctx.result(hooks=sorted((found - {"post_build"}) | post))
+        return 0 if rc == EXIT_NO_POST_BUILD else rc
+    if found is not None and name not in found:
         return 0
-    if found is not None and name == "pre_build" and name not in found:
-        return 0
-    return ctx.helper("hook", name, tty=True).returncode
+    rc = ctx.helper("hook-final", name, tty=True).returncode
+    if rc == 0:
+        mark_vm_clean(ctx)
+    return rc
 
 
 def step_cleanup(ctx: Context) -> int:
+    if (ctx.workdir / VM_CLEAN).exists():  # done by the last step in the VM
+        return 0
     rc = ctx.helper("cleanup", capture=True).returncode
     return rc
 

@@ -39,7 +39,7 @@ import ansible_runner
 from securebuild.errors import SecurebuildError
 from securebuild.model.types import StageInfo
 from securebuild.runner import privdir, reasons
-from securebuild.runner.ansible import CALLBACK_DIR, MODULES_DIR
+from securebuild.runner.ansible import ACTION_DIR, CALLBACK_DIR, MODULES_DIR
 from securebuild.runner.events import EventProcessor, TaskMetaReader
 from securebuild.runner.extravars import build_extravars, dumps
 from securebuild.runner.follower import DEFAULT_INTERVAL, LiveLogFollower
@@ -217,6 +217,9 @@ class PlaybookRun:
             "SECUREBUILD_TASK_META": str(pdd / "task_meta.jsonl"),
             "ANSIBLE_LIBRARY": os.pathsep.join(
                 p for p in (str(MODULES_DIR), self.spec.envvars.get("ANSIBLE_LIBRARY")) if p
+            ),
+            "ANSIBLE_ACTION_PLUGINS": os.pathsep.join(
+                p for p in (str(ACTION_DIR), self.spec.envvars.get("ANSIBLE_ACTION_PLUGINS")) if p
             ),
             "ANSIBLE_CALLBACK_PLUGINS": os.pathsep.join(
                 p

@@ -6,6 +6,7 @@ daemon will use it, with the log store as the line sink.
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -186,6 +187,44 @@ def test_live_lines_reach_the_store_while_the_task_runs(h: Harness) -> None:
     assert box["result"].succeeded
     assert log.read() == ["first line", "second line"]
     assert first_seen - started < 10
+
+
+def test_in_process_python_step_streams_live_and_writes_its_parameters(h: Harness) -> None:
+    """securebuild_live_python: the entry point runs in the task's worker, lines arrive live."""
+    run, log = h.start(h.spec("live_python.yml", envvars={"PYTHONPATH": str(DATA)}))
+    box: dict[str, RunResult] = {}
+    thread = threading.Thread(target=lambda: box.update(result=run.run()))
+    thread.start()
+    first_seen = None
+    while thread.is_alive():
+        lines = log.read()
+        if "first line from python" in lines:
+            first_seen = time.monotonic()
+            assert "second line" not in lines
+            break
+        time.sleep(0.02)
+    thread.join(timeout=60)
+    assert first_seen is not None, "first line never reached the store while the task ran"
+    assert time.monotonic() - first_seen > 3.5
+    assert box["result"].succeeded
+    assert log.read() == ["first line from python", "second line"]
+    assert json.loads((h.out / "params.json").read_text()) == {"answer": 42}
+    assert [s.name for s in box["result"].stages] == ["Build"]
+
+
+def test_in_process_python_step_failure_keeps_its_reason(h: Harness) -> None:
+    spec = h.spec(
+        "live_python.yml",
+        envvars={"PYTHONPATH": str(DATA)},
+        trusted_vars={"pause": 0, "status": 3},
+    )
+    result, log, _ = h.run(spec)
+    assert result.reason == "DockerBuildFailed"
+    assert log.read() == [
+        "first line from python",
+        "second line",
+        "error: Run the entry point: live_entry exited with status 3",
+    ]
 
 
 def test_cancel_kills_the_task_within_seconds(h: Harness) -> None:

@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """securebuild's helper inside a project VM: fetch, check, hooks, context, cleanup.
 
-Installed by the ``build_source`` role as /usr/local/sbin/securebuild-vm-helper and run
-as root over SSH by the control side with a *fixed* argv: ``sb-vm-helper <command> <run>``.
+Installed by the control side (``securebuild.pipeline.steps.ensure_helper``) as the module
+/usr/local/lib/securebuild/sb_vm_helper.py, imported (so its bytecode is cached) by the launcher
+/usr/local/sbin/securebuild-vm-helper (``python3 -IS``), and run as root over SSH by the control
+side with a *fixed* argv: ``sb-vm-helper <command> <run>``.
 Every tenant string (git URI, ref, paths, Dockerfile, hook environment) arrives as JSON data in
 ``params.json`` inside the tar the control side sends on stdin to ``fetch``; nothing tenant
 controlled is ever on a command line parsed by a shell. Programs are run with argv lists, as the
@@ -37,6 +39,7 @@ EXIT_SECRETS = 13  # DockerBuildFailed (secret/configmap copy errors, as OpenShi
 EXIT_IMAGE_CONTENT = 14  # FetchImageContentFailed
 EXIT_HOOK = 20  # hook failed
 EXIT_HOOK_TIMEOUT = 21  # hook exceeded its time limit
+EXIT_NO_POST_BUILD = 5  # success: the pre_build hook is done and no post_build hook exists
 EXIT_USAGE = 64
 MAX_DOCKERFILE = 4 * 1024 * 1024
 
@@ -438,10 +441,32 @@ def cmd_fetch(run: str) -> None:
     # Save the control side a round trip (a Python start in the guest): hand over the
     # Dockerfile now, on a line tagged with the run's nonce, unless image content may still
     # add files to the source. Problems are left to dockerfile-read, which reports them.
+    # The control side answers on stdin with the rewritten Dockerfile (``<length>\n<bytes>``),
+    # written here with the build secrets and config maps: ``dockerfile-write`` without a
+    # call of its own. End of input instead: the dockerfile step will do it (or report why).
     marker = params.get("marker")
     if marker and not any(image.get("paths") for image in params.get("images") or []):
-        with contextlib.suppress(Fail, OSError, ValueError):
+        try:
             say(f"{marker} {json.dumps(dockerfile_payload(rdir, params))}")
+        except (Fail, OSError, ValueError):
+            return
+        data = read_frame()
+        if data is not None:
+            write_dockerfile(rdir, params, data)
+
+
+def read_frame() -> bytes | None:
+    """``<length>\n<bytes>`` from stdin; None at the end of input."""
+    header = sys.stdin.buffer.readline(32)
+    if not header.strip():
+        return None
+    size = int(header)
+    if size > MAX_DOCKERFILE:
+        raise Fail(EXIT_DOCKERFILE, "the rewritten Dockerfile is too large")
+    data = sys.stdin.buffer.read(size)
+    if len(data) != size:
+        raise Fail(EXIT_DOCKERFILE, "the rewritten Dockerfile was cut short")
+    return data
 
 
 # --- Dockerfile and secrets -----------------------------------------------------------------
@@ -511,11 +536,15 @@ def cmd_dockerfile_write(run: str) -> None:
     """Write the rewritten Dockerfile (stdin), then copy build secrets and config maps in."""
     rdir = run_dir(run)
     params = load_params(rdir)
-    uid, gid = ensure_user()
-    path = dockerfile_path(rdir, params)
     data = sys.stdin.buffer.read(MAX_DOCKERFILE + 1)
     if len(data) > MAX_DOCKERFILE:
         raise Fail(EXIT_DOCKERFILE, "the rewritten Dockerfile is too large")
+    write_dockerfile(rdir, params, data)
+
+
+def write_dockerfile(rdir: Path, params: dict, data: bytes) -> None:
+    uid, gid = ensure_user()
+    path = dockerfile_path(rdir, params)
     write_exclusive(path, data, uid, gid)
     ctx = context_dir(rdir, params)
     placed: list[str] = []
@@ -564,12 +593,33 @@ def cmd_image_content(run: str, index: str, pindex: str) -> None:
 
 
 def cmd_hook(run: str, name: str) -> None:
+    """Run a hook; after pre_build, exit EXIT_NO_POST_BUILD when there is no post_build hook.
+
+    (The control side then skips the post_build call and cleans up with the context: one
+    SSH + sudo + Python start less in the guest.)
+    """
     if name not in ("pre_build", "post_build"):
         raise Fail(EXIT_USAGE, f"unknown hook {name!r}")
     rdir = run_dir(run)
     params = load_params(rdir)
     ensure_user()
     ctx = context_dir(rdir, params)
+    run_hook(ctx, params, name)
+    post = ctx / ".d2i" / "post_build"
+    if name == "pre_build" and not post.exists() and not post.is_symlink():
+        raise SystemExit(EXIT_NO_POST_BUILD)
+
+
+def cmd_hook_final(run: str, name: str) -> None:
+    """The last step in the VM: run the hook, then clean up (see ``cmd_cleanup``) whatever
+    the hook did."""
+    try:
+        cmd_hook(run, name)
+    finally:
+        cleanup(run)
+
+
+def run_hook(ctx: Path, params: dict, name: str) -> None:
     hook = ctx / ".d2i" / name
     if not hook.exists() and not hook.is_symlink():
         return
@@ -603,14 +653,37 @@ def cmd_hook(run: str, name: str) -> None:
 # --- context and cleanup --------------------------------------------------------------------
 
 
+def tar_argv(ctx: Path) -> list[str]:
+    """The build context as a tar on stdout (symlinks kept as links, not followed)."""
+    return ["tar", "-C", str(ctx), "-c", "--numeric-owner", "-f", "-", "."]
+
+
 def cmd_context(run: str) -> None:
-    """Write the build context as a tar to stdout (symlinks kept as links, not followed)."""
     rdir = run_dir(run)
     ctx = context_dir(rdir, load_params(rdir))
-    os.execvp("tar", ["tar", "-C", str(ctx), "-c", "--numeric-owner", "-f", "-", "."])
+    os.execvp("tar", tar_argv(ctx))
 
 
-def cmd_cleanup(run: str) -> None:
+def cmd_context_final(run: str) -> None:
+    """The context (as ``context``), then the cleanup: when no post_build hook is left to run.
+
+    stdout is closed as soon as tar is done, so the build does not wait for the cleanup.
+    """
+    rdir = run_dir(run)
+    try:
+        ctx = context_dir(rdir, load_params(rdir))
+        rc = subprocess.run(tar_argv(ctx), stdin=subprocess.DEVNULL, check=False).returncode
+        sys.stdout.flush()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)  # end of the stream for the control side
+        os.close(devnull)
+    finally:
+        cleanup(run)
+    if rc != 0:
+        raise SystemExit(rc)  # as ``context``: tar's status, its message went to stderr
+
+
+def cleanup(run: str) -> Path:
     """Stop every process of the build user and remove the run's directory (secrets included)."""
     with contextlib.suppress(KeyError):
         pwd.getpwnam(USER)
@@ -618,7 +691,11 @@ def cmd_cleanup(run: str) -> None:
     rdir = run_dir(run)
     if rdir.exists():
         shutil.rmtree(rdir, ignore_errors=True)
-    say(f"removed {rdir}")
+    return rdir
+
+
+def cmd_cleanup(run: str) -> None:
+    say(f"removed {cleanup(run)}")
 
 
 def main(argv: list[str]) -> int:
@@ -628,7 +705,9 @@ def main(argv: list[str]) -> int:
         "dockerfile-write": (cmd_dockerfile_write, 1),
         "image-content": (cmd_image_content, 3),
         "hook": (cmd_hook, 2),
+        "hook-final": (cmd_hook_final, 2),
         "context": (cmd_context, 1),
+        "context-final": (cmd_context_final, 1),
         "cleanup": (cmd_cleanup, 1),
     }
     if len(argv) < 2 or argv[0] not in commands or len(argv) - 1 != commands[argv[0]][1]:
