@@ -25,7 +25,7 @@ from typing import Any
 from securebuild.fleet.target import VMRecord as VMRecord
 from securebuild.fleet.target import VMTarget as VMTarget
 from securebuild.pipeline.plan import BuildPlan
-from securebuild.pipeline.steps import ssh_argv, stop_master
+from securebuild.pipeline.steps import HELPER, ssh_argv, stop_master
 from securebuild.runner import PlaybookRun, RunResult, RunSpec, privdir
 
 logger = logging.getLogger(__name__)
@@ -116,6 +116,7 @@ def run_plan(
         run = PlaybookRun(spec, base_dir=base_dir, on_line=on_line, before_removal=before_removal)
         if on_start is not None:
             on_start(run)
+        _remove_earlier_attempts(spec.trusted_vars["securebuild_vm"], uid, attempt)
         warmup = _warm_up_ssh(spec.trusted_vars["securebuild_vm"], run.name)
         result = run.run()
     finally:
@@ -137,6 +138,36 @@ def run_plan(
         result=result,
         details=details,
     )
+
+
+def _remove_earlier_attempts(vm_vars: Mapping[str, Any], build_uid: str, attempt: int) -> None:
+    """On a takeover, what earlier attempts left in the VM goes before this attempt runs.
+
+    A daemon that died mid-build never ran the cleanup playbook: its run's work directory
+    (source, secret files) is still in the VM, and hook processes may still run. The helper's
+    ``cleanup`` stops the build user's processes and removes the directory, found by the run
+    name derived from the Build's uid and the attempt (security reference 2.2).
+    """
+    for earlier in range(1, attempt):
+        name = privdir.run_name(build_uid, earlier)
+        try:
+            proc = subprocess.run(
+                ssh_argv(vm_vars, "sudo", "-n", HELPER, "cleanup", name),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=300,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            logger.warning("removing %s from the VM timed out", name)
+            continue
+        if proc.returncode != 0:
+            logger.warning(
+                "removing %s from the VM failed (exit status %d): %s",
+                name,
+                proc.returncode,
+                proc.stderr.decode("utf-8", "replace")[-500:],
+            )
 
 
 def _warm_up_ssh(vm_vars: Mapping[str, Any], run_name: str) -> subprocess.Popen[bytes] | None:

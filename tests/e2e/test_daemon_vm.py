@@ -411,3 +411,8 @@ def test_sigkill_of_the_daemon_mid_build_is_taken_over(vm_daemon: VMDaemon) -> N
     reasons = [e["reason"] for e in build_events(vm_daemon.admin, vm_daemon.namespace, "crashy-1")]
     assert reasons.count("BuildCompleted") == 1 and "BuildFailed" not in reasons
     assert "took over this build (attempt 2)" in vm_daemon.cli("logs", "crashy-1").stdout
+    # attempt 1's work directory (source, secret files) is gone from the VM too
+    runs = vm_daemon.pipeline.vm.ssh(
+        "sudo", "-n", "find", "/var/lib/securebuild/runs", "-mindepth", "1", "-maxdepth", "1"
+    )
+    assert runs.returncode == 0 and runs.stdout.strip() == "", runs.stdout + runs.stderr
