@@ -31,6 +31,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from securebuild.commands.vm import fleet_arguments
 from securebuild.errors import SecurebuildError
 from securebuild.fleet.vms import Fleet
 from securebuild.model import BuildConfig, ModelError, load_document, object_from_dict, validate
@@ -43,7 +44,6 @@ from securebuild.runner import PlaybookRun
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_INVENTORY = REPO_ROOT / "inventories" / "local"
 _EXCLUDE_GIT = ".git"
 
 
@@ -85,20 +85,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="REGISTRY=FILE",
         help="CA certificate the VM's dockerd trusts for REGISTRY (host:port; operator setting)",
     )
-    parser.add_argument(
-        "--inventory",
-        type=Path,
-        default=DEFAULT_INVENTORY,
-        help="inventory of build hosts (default: inventories/local)",
-    )
-    parser.add_argument(
-        "--state-dir",
-        type=Path,
-        default=Path(
-            os.environ.get("SECUREBUILD_STATE_DIR") or Path.home() / ".cache/securebuild/state"
-        ),
-        help="control-side state: SSH keys, pinned host keys, PKI, VM records",
-    )
+    fleet_arguments(parser)
     parser.add_argument(
         "--hook-timeout", type=int, default=600, help="seconds each .d2i hook may run (600)"
     )

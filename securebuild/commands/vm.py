@@ -31,7 +31,9 @@ ACTIONS = {
 }
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def fleet_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--inventory`` and ``--state-dir``: where the build hosts and the VMs' records are
+    (shared by ``securebuild vm`` and ``securebuild run``)."""
     parser.add_argument(
         "-i",
         "--inventory",
@@ -53,12 +55,12 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("vm", help="list, stop, reset or destroy project VMs")
     actions = parser.add_subparsers(dest="vm_action", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="project VMs, their build host and state")
-    _common(listing)
+    fleet_arguments(listing)
     listing.set_defaults(func=vm_list)
     for action, text in ACTIONS.items():
         sub = actions.add_parser(action, help=text)
         sub.add_argument("project", metavar="PROJECT")
-        _common(sub)
+        fleet_arguments(sub)
         sub.set_defaults(func=vm_action, action=action)
 
 
