@@ -9,6 +9,8 @@ read here, per host (usually set in ``group_vars/build_hosts.yml``):
 ``securebuild_host_max_builds`` (4)    builds running on the host at once (the daemon's limit)
 ``securebuild_stop_after_idle`` (30m)  a VM unused this long is stopped (disks kept)
 ``securebuild_destroy_after_idle`` (14d)  ... and destroyed, cache disk included
+``securebuild_reset_after_builds`` (0)  a VM's root disk is rebuilt from the golden image
+                                       before its next build after this many (0: never)
 
 :class:`InventoryWatch` re-reads the inventory when a file under its path changes, so an edit
 applies without a restart; a broken edit keeps the last good inventory and logs why.
@@ -52,6 +54,7 @@ class BuildHost:
     destroy_after_idle: float | None
     local: bool  # this machine (ansible_connection local): its libvirt can be asked directly
     libvirt_uri: str = DEFAULT_LIBVIRT_URI
+    reset_after_builds: int = 0  # 0: never
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,7 @@ def hosts_from_listing(listing: Mapping[str, Any]) -> tuple[BuildHost, ...]:
                 destroy_after_idle=destroy,
                 local=hv.get("ansible_connection") == "local" or name in _LOCAL_NAMES,
                 libvirt_uri=uri,
+                reset_after_builds=_int_var(hv, "securebuild_reset_after_builds", name, 0, 0),
             )
         )
     return tuple(hosts)

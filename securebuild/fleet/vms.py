@@ -131,6 +131,7 @@ class Fleet:
         check_project(project)
         say = on_line or (lambda line: None)
         with self._lock(project):
+            self._reset_if_due(project, say)
             start = time.monotonic()
             endpoints = self._probe(project)
             if endpoints is not None:
@@ -164,7 +165,8 @@ class Fleet:
 
     @contextmanager
     def in_use(self, project: str) -> Iterator[None]:
-        """Mark the VM busy (never reaped) for the block; its idle clock restarts at the end."""
+        """Mark the VM busy (never reaped) for the block, which is one build: its idle clock
+        restarts at the end and its build count goes up (``securebuild_reset_after_builds``)."""
         check_project(project)
         with self._guard:
             self._busy[project] += 1
@@ -175,7 +177,7 @@ class Fleet:
                 self._busy[project] -= 1
                 if self._busy[project] <= 0:
                     del self._busy[project]
-            self._touch(project)
+            self._touch(project, built=True)
 
     def busy(self, project: str) -> bool:
         with self._guard:
@@ -196,7 +198,7 @@ class Fleet:
             host = self._known_host(project)
             self._ensure_pki(project)
             self._playbook("playbooks/vm-ensure.yml", project, host, securebuild_vm_reset=True)
-            self._touch(project, stopped=False)
+            self._touch(project, stopped=False, builds=0)
 
     def destroy(self, project: str) -> None:
         """Remove the VM, its disks and its control-side record (the PKI is kept)."""
@@ -409,8 +411,36 @@ class Fleet:
         except OSError:
             return time.time()
 
-    def _touch(self, project: str, *, stopped: bool | None = None, keep_time: bool = False) -> None:
-        """Persist the idle clock (now, unless ``keep_time``) and the stopped flag."""
+    def _reset_if_due(self, project: str, say: Callable[[str], None]) -> None:
+        """Rebuild the root disk from the golden image once the VM ran its host's
+        ``securebuild_reset_after_builds`` builds: whatever builds left in the guest (outside
+        the docker cache disk) does not pile up forever. Called with the project's lock held."""
+        host_name = read_placement(self.state_dir, project)
+        host = self._watch.current().host(host_name) if host_name else None
+        builds = self._idle_record(project).get("builds", 0)
+        if host is None or not host.reset_after_builds or not isinstance(builds, int):
+            return
+        if builds < host.reset_after_builds:
+            return
+        say(
+            f"securebuild: rebuilding the VM of project {project} from the golden image "
+            f"after {builds} builds (securebuild_reset_after_builds)"
+        )
+        self._ensure_pki(project)
+        self._playbook("playbooks/vm-ensure.yml", project, host.name, securebuild_vm_reset=True)
+        self._touch(project, stopped=False, builds=0)
+
+    def _touch(
+        self,
+        project: str,
+        *,
+        stopped: bool | None = None,
+        keep_time: bool = False,
+        built: bool = False,
+        builds: int | None = None,
+    ) -> None:
+        """Persist the idle clock (now, unless ``keep_time``), the stopped flag and the count
+        of builds since the root disk was made (``built`` adds one, ``builds`` sets it)."""
         if not vm_dir(self.state_dir, project).is_dir():
             return  # destroyed meanwhile: no clock to keep
         record = self._idle_record(project)
@@ -418,6 +448,11 @@ class Fleet:
             record["last_used"] = time.time()
         if stopped is not None:
             record["stopped"] = stopped
+        count = record.get("builds")
+        if builds is not None:
+            record["builds"] = builds
+        elif built:
+            record["builds"] = (count if isinstance(count, int) else 0) + 1
         write_json_atomically(vm_dir(self.state_dir, project) / IDLE_FILE, record)
 
 
