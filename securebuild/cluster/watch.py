@@ -145,8 +145,10 @@ class Reflector:
                 self.stats.errors += 1
                 self.stats.last_error = str(exc)
                 if isinstance(exc, ClusterError) and "timed out" in str(exc).lower():
+                    # Expected on a quiet cluster (nothing changed for the inactivity timeout):
+                    # counted in stats, not worth a line every minute at INFO.
                     self.stats.inactivity_timeouts += 1
-                    logger.info("watch %s: %s; reconnecting", self.name, exc)
+                    logger.debug("watch %s: %s; reconnecting", self.name, exc)
                 else:
                     logger.warning("watch %s: %s; retrying in %.1f s", self.name, exc, backoff)
                 if isinstance(exc, ApiError) and exc.gone:
