@@ -29,6 +29,7 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
+from securebuild.cluster.metrics import UNREACHABLE, count_error
 from securebuild.errors import SecurebuildError
 
 logger = logging.getLogger(__name__)
@@ -151,17 +152,20 @@ class Kube:
             auth_settings=["BearerToken"],
         )
         try:
-            return self.api.call_api(
+            response = self.api.call_api(
                 method,
                 url,
                 header_params=header_params,
                 body=serialized,
                 _request_timeout=timeout,
             )
-        except ApiException as exc:  # raised for transport problems wrapped by the client
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            # ApiException: a transport problem wrapped by the client, not an HTTP answer
+            count_error(UNREACHABLE)
             raise ClusterError(f"{method} {path}: {exc}") from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise ClusterError(f"{method} {path}: {exc}") from exc
+        if response.status >= 400:
+            count_error(response.status)
+        return response
 
     def request(
         self,
@@ -184,6 +188,7 @@ class Kube:
         try:
             raw = response.read()
         except (urllib3.exceptions.HTTPError, OSError) as exc:
+            count_error(UNREACHABLE)
             raise ClusterError(f"{method} {path}: reading the answer: {exc}") from exc
         decoded: Any
         try:

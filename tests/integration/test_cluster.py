@@ -12,13 +12,19 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from prometheus_client import REGISTRY
 
 from securebuild.cluster import (
+    ApiError,
     ClaimLost,
     Claims,
+    ClusterAccess,
+    ClusterError,
     EventRecorder,
     InvalidTransition,
     Kube,
@@ -125,6 +131,32 @@ def test_watch_relists_after_410_and_survives_apiserver_restart(
     assert reflector.stats.gone > gone_before, reflector.stats
     assert reflector.stats.lists > lists_before
     assert reflector.stats.errors > 0  # the outage was seen and retried
+
+
+def _api_errors(code: str) -> float:
+    return REGISTRY.get_sample_value("securebuild_cluster_api_errors_total", {"code": code}) or 0
+
+
+def test_failed_requests_are_counted_by_status(
+    controlplane: ControlPlane, admin: Kube, namespace: str, tmp_path: Path
+) -> None:
+    """/metrics shows a daemon that the API server refuses or that cannot reach it."""
+    before = {code: _api_errors(code) for code in ("403", "404", "unreachable")}
+    with pytest.raises(ApiError) as refused:
+        kube_for(controlplane, "bob").get(paths.builds(namespace))
+    assert refused.value.status == 403
+    with pytest.raises(ApiError) as missing:
+        admin.get(paths.build(namespace, "no-such-build"))
+    assert missing.value.status == 404
+    kubeconfig = yaml.safe_load(controlplane.kubeconfig("admin").read_text())
+    kubeconfig["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:9"  # nothing listens
+    away = tmp_path / "away.kubeconfig"
+    away.write_text(yaml.safe_dump(kubeconfig))
+    with pytest.raises(ClusterError):
+        Kube.from_access(ClusterAccess(kubeconfig=away), timeout=(2.0, 2.0)).get(paths.builds())
+    assert _api_errors("403") == before["403"] + 1
+    assert _api_errors("404") == before["404"] + 1
+    assert _api_errors("unreachable") == before["unreachable"] + 1
 
 
 def test_watch_recovers_from_a_frozen_apiserver(
