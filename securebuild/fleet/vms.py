@@ -1,14 +1,19 @@
 """Project VMs on the build hosts: ensure (warm or cold), use, stop, reset, destroy, reap.
 
-One :class:`Fleet` per daemon (or per ``securebuild run``/``securebuild vm`` command). The
-daemon's workers call it from several threads, so every lifecycle step of a project holds that
-project's lock; different projects proceed in parallel. The VM state the fleet keeps itself
-lives in the control-side state dir beside the VM record, so a restart keeps placements and idle
-clocks::
+One :class:`Fleet` per daemon (or per ``securebuild run``/``securebuild vm`` command), and
+several of them on one state dir at once: the daemon's replicas, an operator's ``securebuild vm``
+and ``securebuild run``. So every lock is a file lock in the state dir (``securebuild.filelock``),
+which the threads of one process and other processes alike respect: a lifecycle step of a
+project (ensure, stop, reset, destroy) holds the project's lifecycle lock, a build holds its
+in-use lock shared for as long as it runs, and the idle reaper acts only on a VM whose both locks
+it gets without waiting. Different projects proceed in parallel. The VM state the fleet keeps
+itself lives in the control-side state dir beside the VM record, so a restart keeps placements
+and idle clocks::
 
     <state_dir>/vms/<project>/vm.json          written by the project_vm role (endpoints)
     <state_dir>/vms/<project>/placement.json   the build host (securebuild.fleet.placement)
     <state_dir>/vms/<project>/idle.json        last use (epoch seconds) and whether it is stopped
+    <state_dir>/locks/<project>.{lifecycle,in-use,record}, placement, host-<host>   (flock)
 
 Warm path: the record exists and the VM answers ``true`` over SSH with its pinned host key, so
 no playbook runs. Cold path: placement, ``host-provision.yml`` once per host and Fleet,
@@ -24,11 +29,13 @@ import logging
 import subprocess
 import threading
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
+from securebuild import filelock
 from securebuild.fleet import metrics
 from securebuild.fleet.errors import FleetError
 from securebuild.fleet.inventory import BuildHost, InventoryWatch
@@ -72,9 +79,10 @@ def check_project(project: str) -> str:
 class Fleet:
     """The project VMs of one inventory, seen from one control-side state dir.
 
-    Thread-safe: one lock per project for lifecycle steps, different projects in parallel. The
-    inventory is read on first need (:meth:`hosts`, a cold start, reaping, :meth:`states`) and
-    re-read after edits; an unusable inventory at that point is a :class:`FleetError`.
+    Safe to use from several threads and processes on one state dir (file locks, see the module
+    docstring); different projects proceed in parallel. The inventory is read on first need
+    (:meth:`hosts`, a cold start, reaping, :meth:`states`) and re-read after edits; an unusable
+    inventory at that point is a :class:`FleetError`.
     """
 
     def __init__(
@@ -97,12 +105,7 @@ class Fleet:
         self._runner = PlaybookRunner(
             inventory=inventory, state_dir=state_dir, project_dir=project_dir
         )
-        self._guard = threading.Lock()
-        self._locks: dict[str, threading.Lock] = {}
-        self._busy: Counter[str] = Counter()
         self._provisioned: set[str] = set()
-        self._provision_locks: dict[str, threading.Lock] = {}
-        self._placement_lock = threading.Lock()
 
     # -- inventory ---------------------------------------------------------------------------
 
@@ -165,23 +168,21 @@ class Fleet:
 
     @contextmanager
     def in_use(self, project: str) -> Iterator[None]:
-        """Mark the VM busy (never reaped) for the block, which is one build: its idle clock
-        restarts at the end and its build count goes up (``securebuild_reset_after_builds``)."""
+        """Mark the VM busy (never reaped, by this process or another) for the block, which is
+        one build: its idle clock restarts at the end and its build count goes up
+        (``securebuild_reset_after_builds``)."""
         check_project(project)
-        with self._guard:
-            self._busy[project] += 1
         try:
-            yield
+            with filelock.held(self._lock_file(project, "in-use"), shared=True):
+                yield
         finally:
-            with self._guard:
-                self._busy[project] -= 1
-                if self._busy[project] <= 0:
-                    del self._busy[project]
             self._touch(project, built=True)
 
     def busy(self, project: str) -> bool:
-        with self._guard:
-            return self._busy[project] > 0
+        """Whether a build of any process on this state dir is using the VM now."""
+        check_project(project)
+        with filelock.attempt(self._lock_file(project, "in-use")) as free:
+            return not free
 
     # -- operator actions --------------------------------------------------------------------
 
@@ -242,13 +243,15 @@ class Fleet:
         done: list[tuple[str, str]] = []
         for project, host_name in placed_projects(self.state_dir).items():
             host = inventory.host(host_name)
-            if host is None or self.busy(project):
+            if host is None:
                 continue
-            lock = self._lock(project)
-            if not lock.acquire(blocking=False):
-                continue  # ensure/stop/destroy running: it is not idle
-            try:
-                if self.busy(project):
+            with (
+                filelock.attempt(self._lock_file(project, "lifecycle")) as steady,
+                filelock.attempt(self._lock_file(project, "in-use")) as unused,
+            ):
+                # not steady: ensure/stop/destroy running; not unused: a build runs. Holding
+                # both, a build that starts now waits for the reaper, then starts the VM again.
+                if not (steady and unused):
                     continue
                 idle = (now if now is not None else time.time()) - self._last_used(project)
                 action = self._reap_action(project, host, idle)
@@ -267,8 +270,6 @@ class Fleet:
                     continue
                 metrics.VMS_REAPED.labels(action=action).inc()
                 done.append((project, action))
-            finally:
-                lock.release()
         if done:
             self.states()
         return done
@@ -287,9 +288,13 @@ class Fleet:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _lock(self, project: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(project, threading.Lock())
+    def _lock_file(self, project: str, what: str) -> Path:
+        return self.state_dir / "locks" / f"{project}.{what}"
+
+    def _lock(self, project: str) -> AbstractContextManager[None]:
+        """The project's lifecycle lock: one ensure/stop/reset/destroy at a time, over all
+        processes on this state dir."""
+        return filelock.held(self._lock_file(project, "lifecycle"))
 
     def _probe(self, project: str) -> VMEndpoints | None:
         """The VM's endpoints if its record exists and it answers ``true`` over SSH."""
@@ -322,7 +327,7 @@ class Fleet:
 
     def _place(self, project: str) -> str:
         """The project's host: its recorded one, else a new placement (recorded now)."""
-        with self._placement_lock:
+        with filelock.held(self.state_dir / "locks" / "placement"):  # one choice at a time
             hosts = self.hosts()
             current = read_placement(self.state_dir, project)
             counts = Counter(h for p, h in placed_projects(self.state_dir).items() if p != project)
@@ -340,9 +345,9 @@ class Fleet:
 
     def _provision(self, host: str) -> None:
         """host-provision.yml on ``host``, once per Fleet (libvirtd answering, SSH key, image)."""
-        with self._guard:
-            lock = self._provision_locks.setdefault(host, threading.Lock())
-        with lock:  # one host's provisioning does not hold up another's
+        # one run per host at a time over all processes; one host does not hold up another
+        lock = self.state_dir / "locks" / f"host-{urllib.parse.quote(host, safe='')}"
+        with filelock.held(lock):
             if host in self._provisioned:
                 return
             self._runner.run(
@@ -441,19 +446,20 @@ class Fleet:
     ) -> None:
         """Persist the idle clock (now, unless ``keep_time``), the stopped flag and the count
         of builds since the root disk was made (``built`` adds one, ``builds`` sets it)."""
-        if not vm_dir(self.state_dir, project).is_dir():
-            return  # destroyed meanwhile: no clock to keep
-        record = self._idle_record(project)
-        if not keep_time or "last_used" not in record:
-            record["last_used"] = time.time()
-        if stopped is not None:
-            record["stopped"] = stopped
-        count = record.get("builds")
-        if builds is not None:
-            record["builds"] = builds
-        elif built:
-            record["builds"] = (count if isinstance(count, int) else 0) + 1
-        write_json_atomically(vm_dir(self.state_dir, project) / IDLE_FILE, record)
+        with filelock.held(self._lock_file(project, "record")):  # read, change, write: one
+            if not vm_dir(self.state_dir, project).is_dir():
+                return  # destroyed meanwhile: no clock to keep
+            record = self._idle_record(project)
+            if not keep_time or "last_used" not in record:
+                record["last_used"] = time.time()
+            if stopped is not None:
+                record["stopped"] = stopped
+            count = record.get("builds")
+            if builds is not None:
+                record["builds"] = builds
+            elif built:
+                record["builds"] = (count if isinstance(count, int) else 0) + 1
+            write_json_atomically(vm_dir(self.state_dir, project) / IDLE_FILE, record)
 
 
 def _virsh(uri: str, *args: str) -> subprocess.CompletedProcess[str] | None:

@@ -10,13 +10,12 @@ be 0400 even though rotation "changes" them. A lock file serialises concurrent `
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
+from securebuild import filelock
 from securebuild.pki.errors import PKIError
 
 logger = logging.getLogger(__name__)
@@ -69,12 +68,6 @@ def write_atomic(path: Path, data: bytes, mode: int) -> None:
         os.close(dir_fd)
 
 
-@contextlib.contextmanager
-def locked(directory: Path) -> Iterator[None]:
+def locked(directory: Path) -> contextlib.AbstractContextManager[None]:
     """Hold an exclusive lock on ``directory/.lock`` for the duration of the block."""
-    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
+    return filelock.held(directory / ".lock")
