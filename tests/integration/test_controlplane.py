@@ -24,7 +24,8 @@ from openshift.dynamic import DynamicClient
 from securebuild.devenv import controlplane as controlplane_module
 from securebuild.devenv.controlplane import ControlPlane
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "openshift-docker-build.yaml"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "openshift-docker-build.yaml"
 BUILDS = "/apis/build.openshift.io/v1/namespaces/{ns}/builds"
 
 
@@ -126,6 +127,40 @@ def test_openshift_yaml_applies_unchanged_with_strict_validation(
     )
     assert status == 400
     assert "noSuchField" in answer["message"]
+
+
+def test_the_daemon_deployment_is_valid_for_the_api_server(controlplane: ControlPlane) -> None:
+    """deploy/daemon/daemon.yaml as the operator applies it: every object passes the API
+    server's strict validation and admission (server-side dry run: nothing is created)."""
+    status, _ = controlplane.api_request(
+        "POST",
+        "/api/v1/namespaces",
+        identity="admin",
+        body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "securebuild"}},
+    )
+    assert status in (201, 409)
+    docs = [d for d in yaml.safe_load_all((ROOT / "deploy/daemon/daemon.yaml").read_text()) if d]
+    collections = {
+        "ConfigMap": "/api/v1/namespaces/securebuild/configmaps",
+        "PersistentVolumeClaim": "/api/v1/namespaces/securebuild/persistentvolumeclaims",
+        "Deployment": "/apis/apps/v1/namespaces/securebuild/deployments",
+        "Service": "/api/v1/namespaces/securebuild/services",
+    }
+    assert sorted(d["kind"] for d in docs) == sorted(collections)
+    for doc in docs:
+        status, answer = controlplane.api_request(
+            "POST",
+            collections[doc["kind"]] + "?dryRun=All&fieldValidation=Strict",
+            identity="admin",
+            body=doc,
+        )
+        assert status == 201, (doc["kind"], answer)
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    # the replicas share one state dir (VM records, CAs, locks, logs)
+    claim = volumes["state"]["persistentVolumeClaim"]["claimName"]
+    pvc = next(d for d in docs if d["kind"] == "PersistentVolumeClaim")
+    assert claim == pvc["metadata"]["name"] and pvc["spec"]["accessModes"] == ["ReadWriteMany"]
 
 
 def test_status_round_trips_every_field(controlplane: ControlPlane) -> None:
