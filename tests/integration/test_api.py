@@ -18,11 +18,12 @@ import urllib3
 from securebuild.api import ApiServer
 from securebuild.cli import main as cli_main
 from securebuild.cluster import Kube, paths
+from securebuild.cluster.claims import Claim
 from securebuild.daemon import Daemon
 from securebuild.daemon.config import ApiConfig
 from securebuild.devenv.controlplane import ControlPlane
 from securebuild.devenv.testca import TestCA
-from tests.helpers.cluster import build_body, get_build, kube_for, phase, wait_for
+from tests.helpers.cluster import build_body, get_build, kube_for, phase, unique, wait_for
 from tests.helpers.daemon import running_daemon
 
 TERMINAL = ("Complete", "Failed", "Error", "Cancelled")
@@ -94,7 +95,14 @@ def test_health_ready_metrics(served: tuple[Daemon, ApiServer, TestCA]) -> None:
     assert call(served, "GET", "/readyz", None).status == 200
     metrics = call(served, "GET", "/metrics", None)
     assert metrics.status == 200
-    assert b"securebuild_queue_wait_seconds" in metrics.data
+    for family in (
+        b"securebuild_queue_wait_seconds",
+        b"securebuild_builds_total",
+        b"securebuild_build_stage_seconds",
+        b"securebuild_api_errors_total",
+        b"securebuild_cluster_api_errors_total",
+    ):
+        assert b"# TYPE " + family in metrics.data, family
 
 
 def test_alice_follows_her_log_and_cannot_read_bobs(
@@ -343,3 +351,52 @@ def test_log_requests_are_forwarded_to_the_replica_that_ran_the_build(
             assert theirs.status == 403 and b"Cloning source" not in theirs.data
         finally:
             server_b.stop()
+
+
+def test_a_replica_on_the_shared_state_dir_serves_the_log_of_a_replica_that_is_gone(
+    served: tuple[Daemon, ApiServer, TestCA],
+    controlplane: ControlPlane,
+    admin: Kube,
+    tmp_path: Path,
+) -> None:
+    """The Deployment's replicas share their state dir, so a log outlives the replica that
+    wrote it. A label of its own keeps the module's daemon away from this namespace."""
+    label = "securebuild.test/shared-logs"
+    ns = unique("shared-logs")
+    admin.request(
+        "POST",
+        paths.namespaces(),
+        body={
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": ns, "labels": {label: "true"}},
+        },
+    )
+    _daemon, _server, ca = served
+    cert = ca.server("api-shared", ("127.0.0.1",))
+    api = ApiConfig(listen="127.0.0.1:0", tls_cert=cert.cert, tls_key=cert.key)
+    shared = tmp_path / "shared-state"
+    selector = {"namespace_selector": f"{label}=true"}
+    with running_daemon(controlplane, shared, "replica-a", api=api, **selector):
+        create(admin, ns, "gone-1", {})
+        build = wait_for(
+            "gone-1 done",
+            lambda: (b := get_build(admin, ns, "gone-1")) and phase(b) in TERMINAL and b,
+            timeout=60,
+        )
+    claim = Claim.of(build)
+    assert phase(build) == "Complete" and claim is not None and claim.holder == "replica-a"
+    # replica-a is gone, its API with it; replica-b on the same state dir answers
+    with running_daemon(controlplane, shared, "replica-b", api=api, **selector) as other:
+        server_b = other.start_api()
+        try:
+            answer = https(ca).request(
+                "GET",
+                server_b.url + log_path(ns, "gone-1"),
+                headers={"Authorization": f"Bearer {controlplane.token('admin')}"},
+            )
+        finally:
+            server_b.stop()
+    assert answer.status == 200, answer.data
+    assert f"Cloning source for {ns}/gone-1".encode() in answer.data
+    assert b"Pushing image" in answer.data
