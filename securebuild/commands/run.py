@@ -153,12 +153,6 @@ def _archive_dir(directory: Path) -> Path:
     return Path(name)
 
 
-def _vm_target(args: argparse.Namespace, project: str) -> VMTarget:
-    """The project's VM from the fleet: warm when it answers SSH, else a cold start."""
-    fleet = Fleet(inventory=args.inventory, state_dir=args.state_dir, project_dir=REPO_ROOT)
-    return fleet.ensure(project, on_line=lambda line: print(line, file=sys.stderr, flush=True))
-
-
 def run(args: argparse.Namespace) -> int:
     build = _load_build(args.build, args.namespace)
     secrets = {s.name: s for s in (_read_dir(x, "secret") for x in args.secret)}
@@ -198,8 +192,14 @@ def run(args: argparse.Namespace) -> int:
             )
         except PlanError as exc:
             raise RunError(str(exc)) from exc
-        vm = _vm_target(args, plan.namespace)
-        outcome = _run_with_cancel(plan, vm, args, registry_cas)
+        fleet = Fleet(inventory=args.inventory, state_dir=args.state_dir, project_dir=REPO_ROOT)
+        # in use while it runs: a daemon's idle reaper on the same state dir leaves it alone
+        with fleet.in_use(plan.namespace):
+            # warm when the VM answers SSH, else a cold start
+            vm = fleet.ensure(
+                plan.namespace, on_line=lambda line: print(line, file=sys.stderr, flush=True)
+            )
+            outcome = _run_with_cancel(plan, vm, args, registry_cas)
     finally:
         if temp_binary is not None:
             temp_binary.unlink(missing_ok=True)
