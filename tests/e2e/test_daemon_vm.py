@@ -11,6 +11,7 @@ VM's project, so no second VM is made.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import subprocess
@@ -416,3 +417,74 @@ def test_sigkill_of_the_daemon_mid_build_is_taken_over(vm_daemon: VMDaemon) -> N
         "sudo", "-n", "find", "/var/lib/securebuild/runs", "-mindepth", "1", "-maxdepth", "1"
     )
     assert runs.returncode == 0 and runs.stdout.strip() == "", runs.stdout + runs.stderr
+
+
+def test_apiserver_restart_mid_build_in_the_vm_still_completes(
+    vm_daemon: VMDaemon, controlplane: ControlPlane
+) -> None:
+    _sleeping_build(vm_daemon, "restarty", 20)
+    _wait_log(vm_daemon, "restarty-1", "sleeping")
+    controlplane.stop_apiserver()
+    try:
+        time.sleep(5)  # the build goes on in the VM; claim renewals fail and are retried
+    finally:
+        controlplane.start_apiserver()
+    build = vm_daemon.wait("restarty-1", TERMINAL, timeout=600)
+    assert build["status"]["phase"] == "Complete", (build["status"], vm_daemon.daemon_log())
+    claim = Claim.of(build)
+    assert claim is not None and claim.attempt == 1  # never lost, never run again
+    reasons = [
+        e["reason"] for e in build_events(vm_daemon.admin, vm_daemon.namespace, "restarty-1")
+    ]
+    assert sorted(reasons) == ["BuildCompleted", "BuildStarted"]
+    assert "woke" in vm_daemon.cli("logs", "restarty-1").stdout
+
+
+def test_two_daemons_on_one_state_dir_run_each_build_once_in_the_vm(
+    vm_daemon: VMDaemon, tmp_path: Path
+) -> None:
+    """Two replicas as the Deployment runs them: one state dir (VM record, CA, locks, logs),
+    each Build claimed by one of them, one build at a time in the project's VM."""
+    config = yaml.safe_load(vm_daemon.config_file.read_text())
+    config["identity"] = "vm-daemon-b"
+    config["api"]["listen"] = f"127.0.0.1:{free_port()}"
+    second_config = tmp_path / "daemon-b.yaml"
+    second_config.write_text(yaml.safe_dump(config))
+    second = DaemonProcess(second_config, tmp_path / "daemon-b.log").start()
+    try:
+        vm_daemon.buildconfig(
+            "pair",
+            {
+                "runPolicy": "Parallel",
+                "source": {
+                    "type": "Dockerfile",
+                    "dockerfile": "FROM busybox\nRUN echo ran $MARK\n",
+                },
+                "strategy": {"type": "Docker", "dockerStrategy": {}},
+            },
+        )
+        names = [f"pair-{n}" for n in range(1, 5)]
+        for name in names:  # started in order: pair-1 first
+            started = vm_daemon.cli("start-build", "pair", "-e", f"MARK=mark-{name}")
+            assert started.returncode == 0, started.stderr
+        builds = [vm_daemon.wait(name, TERMINAL, timeout=900) for name in names]
+    finally:
+        second.stop()
+    holders = []
+    for name, build in zip(names, builds, strict=True):
+        status = build["status"]
+        assert status["phase"] == "Complete", (name, status, vm_daemon.daemon_log())
+        claim = Claim.of(build)
+        assert claim is not None and claim.attempt == 1, (name, claim)
+        holders.append(claim.holder)
+        reasons = [e["reason"] for e in build_events(vm_daemon.admin, vm_daemon.namespace, name)]
+        assert sorted(reasons) == ["BuildCompleted", "BuildStarted"], (name, reasons)
+        assert f"ran mark-{name}" in vm_daemon.cli("logs", name).stdout  # either replica's
+    assert set(holders) <= {"vm-daemon-restarted", "vm-daemon", "vm-daemon-b"}, holders
+    print(f"builds claimed by: {holders}")
+    # builds_per_project 1, counted over both daemons: the runs never overlapped
+    spans = sorted(
+        (b["status"]["startTimestamp"], b["status"]["completionTimestamp"]) for b in builds
+    )
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        assert end <= start, spans
