@@ -21,8 +21,11 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(3)}"
 
 
-def create_namespace(admin: Kube, name: str, *, opted_in: bool = True) -> str:
-    labels = {OPT_IN_LABEL: "true"} if opted_in else {}
+def create_namespace(
+    admin: Kube, name: str, *, opted_in: bool = True, labels: dict[str, str] | None = None
+) -> str:
+    """``name`` with the default opt-in label (unless not ``opted_in``) and ``labels``."""
+    labels = {**({OPT_IN_LABEL: "true"} if opted_in else {}), **(labels or {})}
     admin.request(
         "POST",
         paths.namespaces(),

@@ -23,7 +23,15 @@ from securebuild.daemon import Daemon
 from securebuild.daemon.config import ApiConfig
 from securebuild.devenv.controlplane import ControlPlane
 from securebuild.devenv.testca import TestCA
-from tests.helpers.cluster import build_body, get_build, kube_for, phase, unique, wait_for
+from tests.helpers.cluster import (
+    build_body,
+    create_namespace,
+    get_build,
+    kube_for,
+    phase,
+    unique,
+    wait_for,
+)
 from tests.helpers.daemon import running_daemon
 
 TERMINAL = ("Complete", "Failed", "Error", "Cancelled")
@@ -362,16 +370,7 @@ def test_a_replica_on_the_shared_state_dir_serves_the_log_of_a_replica_that_is_g
     """The Deployment's replicas share their state dir, so a log outlives the replica that
     wrote it. A label of its own keeps the module's daemon away from this namespace."""
     label = "securebuild.test/shared-logs"
-    ns = unique("shared-logs")
-    admin.request(
-        "POST",
-        paths.namespaces(),
-        body={
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {"name": ns, "labels": {label: "true"}},
-        },
-    )
+    ns = create_namespace(admin, unique("shared-logs"), opted_in=False, labels={label: "true"})
     _daemon, _server, ca = served
     cert = ca.server("api-shared", ("127.0.0.1",))
     api = ApiConfig(listen="127.0.0.1:0", tls_cert=cert.cert, tls_key=cert.key)

@@ -19,11 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
-from securebuild.fleet.placement import write_placement
 from securebuild.fleet.vms import Fleet
 from tests.helpers.cluster import wait_for
+from tests.helpers.fleet import local_fleet_files
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "demo"
@@ -71,32 +70,12 @@ else:
 def setup(tmp_path: Path) -> Iterator[tuple[Path, Path, Path]]:
     """(inventory, state dir, project dir) with stand-in playbooks and an idle policy that
     reaps at once: every decision below is the locks', not the clock's."""
-    project_dir = tmp_path / "project"
-    (project_dir / "playbooks").mkdir(parents=True)
-    (project_dir / "ansible.cfg").symlink_to(ROOT / "ansible.cfg")
-    for name, seconds in (("vm-ensure.yml", 3), ("vm-destroy.yml", 0)):
-        (project_dir / "playbooks" / name).write_text(
-            RECORDING_PLAYBOOK.format(name=name, seconds=seconds)
-        )
-    inventory = tmp_path / "inventory.yml"
-    inventory.write_text(
-        yaml.safe_dump(
-            {
-                "build_hosts": {
-                    "hosts": {
-                        "localhost": {
-                            "ansible_connection": "local",
-                            "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-                            "securebuild_stop_after_idle": "0",
-                            "securebuild_destroy_after_idle": "0",
-                        }
-                    }
-                }
-            }
-        )
-    )
-    state = tmp_path / "state"
-    write_placement(state, PROJECT, "localhost")
+    playbooks = {
+        name: RECORDING_PLAYBOOK.format(name=name, seconds=seconds)
+        for name, seconds in (("vm-ensure.yml", 3), ("vm-destroy.yml", 0))
+    }
+    idle = {"securebuild_stop_after_idle": "0", "securebuild_destroy_after_idle": "0"}
+    inventory, state, project_dir = local_fleet_files(tmp_path, playbooks, idle, PROJECT)
     yield inventory, state, project_dir
 
 

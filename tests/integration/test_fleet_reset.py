@@ -10,12 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
-
-from securebuild.fleet.placement import write_placement
 from securebuild.fleet.vms import Fleet
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers.fleet import local_fleet_files
 
 RECORDING_PLAYBOOK = """\
 - name: Record the call (stand-in for vm-ensure.yml)
@@ -33,28 +29,12 @@ RECORDING_PLAYBOOK = """\
 
 
 def _fleet(tmp_path: Path, reset_after: int) -> Fleet:
-    project_dir = tmp_path / "project"
-    (project_dir / "playbooks").mkdir(parents=True)
-    (project_dir / "ansible.cfg").symlink_to(ROOT / "ansible.cfg")
-    (project_dir / "playbooks" / "vm-ensure.yml").write_text(RECORDING_PLAYBOOK)
-    inventory = tmp_path / "inventory.yml"
-    inventory.write_text(
-        yaml.safe_dump(
-            {
-                "build_hosts": {
-                    "hosts": {
-                        "localhost": {
-                            "ansible_connection": "local",
-                            "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-                            "securebuild_reset_after_builds": reset_after,
-                        }
-                    }
-                }
-            }
-        )
+    inventory, state, project_dir = local_fleet_files(
+        tmp_path,
+        {"vm-ensure.yml": RECORDING_PLAYBOOK},
+        {"securebuild_reset_after_builds": reset_after},
+        "demo",
     )
-    state = tmp_path / "state"
-    write_placement(state, "demo", "localhost")
     return Fleet(inventory=inventory, state_dir=state, project_dir=project_dir)
 
 
