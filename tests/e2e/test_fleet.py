@@ -109,13 +109,13 @@ def test_one_vm_through_its_whole_lifecycle(libvirtd: Libvirtd, tmp_path: Path) 
         assert samples("cold") == cold_before + 1
         assert target.name == f"sb-{project}"
 
-        # warm: no playbook (the vm.json is not rewritten), answers faster
+        # warm: no playbook runs (no line, the vm.json is not rewritten); its speed is
+        # bench/vm_lifecycle.py's to measure, the timings are only printed
         record_mtime = (vm_dir / "vm.json").stat().st_mtime_ns
         lines.clear()
         start = time.monotonic()
         assert fleet.ensure(project, on_line=lines.append) == target
         timings["warm"] = time.monotonic() - start
-        assert timings["warm"] < timings["cold"] / 5
         assert lines == []
         assert (vm_dir / "vm.json").stat().st_mtime_ns == record_mtime
         assert samples("warm") == warm_before + 1
