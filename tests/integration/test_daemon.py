@@ -18,8 +18,11 @@ import pytest
 
 from securebuild.cluster import Kube, paths
 from securebuild.cluster.claims import Claim
+from securebuild.commands.daemon import make_daemon
 from securebuild.daemon import Daemon
+from securebuild.daemon.config import ExecutorConfig
 from securebuild.devenv.controlplane import ControlPlane
+from securebuild.fleet.placement import read_placement, write_placement
 from securebuild.pki import ProjectPKI
 from tests.helpers.cluster import (
     build_body,
@@ -32,6 +35,7 @@ from tests.helpers.cluster import (
     wait_for,
 )
 from tests.helpers.daemon import DaemonProcess, daemon_config, running_daemon, write_config_file
+from tests.helpers.fleet import local_fleet_files
 
 TERMINAL = ("Complete", "Failed", "Error", "Cancelled")
 
@@ -520,17 +524,46 @@ def test_apiserver_restart_mid_build_still_completes(
     assert [w for w, _k, _t in runs(runs_file)] == ["start", "done"]
 
 
-def test_deleted_project_loses_its_ca(
+RECORD_DESTROY = """\
+- name: Record the call (stand-in for vm-destroy.yml)
+  hosts: "{{ securebuild_build_host }}"
+  gather_facts: false
+  tasks:
+    - name: Append the project to the calls file
+      ansible.builtin.lineinfile:
+        path: "{{ securebuild_state_dir }}/destroyed.txt"
+        line: "{{ securebuild_project }}"
+        create: true
+        mode: "0600"
+"""
+
+
+def test_deleted_project_loses_its_vm_and_ca(
     controlplane: ControlPlane, admin: Kube, tmp_path: Path
 ) -> None:
-    """The CA goes; the VM part (vm-destroy.yml) is exercised by the e2e tests."""
+    """The daemon as ``securebuild daemon`` makes it (executor mode vm, its Fleet): deleting a
+    namespace runs vm-destroy.yml for it and removes its placement and CA; opting out is not
+    deleting. The playbook is a stand-in that records its call (the real one is in
+    tests/e2e/test_fleet.py), so no VM is needed here."""
     ns = create_namespace(admin, unique("gone"))
     kept = create_namespace(admin, unique("kept"))
-    state = tmp_path / "state"
+    inventory, state, project_dir = local_fleet_files(
+        tmp_path, {"vm-destroy.yml": RECORD_DESTROY}, {}, ns
+    )
+    write_placement(state, kept, "localhost")
     pki = ProjectPKI.ensure(state, ns)
     other = ProjectPKI.ensure(state, kept)
-    with running_daemon(controlplane, state, "daemon-gone"):
-        # Opting out is not deleting: the CA stays.
+    config = daemon_config(
+        controlplane,
+        state,
+        "daemon-gone",
+        inventory=inventory,
+        executor=ExecutorConfig(mode="vm", project_dir=project_dir),
+    )
+    daemon = make_daemon(config, kube_for(controlplane, "daemon"))
+    daemon.start()
+    try:
+        assert daemon.wait_ready(20), daemon.build_reflector.stats.last_error
         admin.request(
             "PATCH",
             paths.namespace(kept),
@@ -540,7 +573,11 @@ def test_deleted_project_loses_its_ca(
         admin.request("DELETE", paths.namespace(ns))
         wait_for("the CA of the deleted project to go", lambda: not pki.directory.exists())
         time.sleep(1.0)
-    assert other.ca_cert.exists()
+    finally:
+        daemon.stop()
+    assert (state / "destroyed.txt").read_text().split() == [ns]
+    assert read_placement(state, ns) is None
+    assert read_placement(state, kept) == "localhost" and other.ca_cert.exists()
 
 
 def test_sigterm_abandons_running_builds_to_the_next_daemon(
