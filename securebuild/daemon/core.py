@@ -19,6 +19,7 @@ earlier attempt on this host and runs it again, so it always ends in a terminal 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import shutil
@@ -43,6 +44,7 @@ from securebuild.daemon.config import DaemonConfig
 from securebuild.daemon.executor import Executor, Job, Outcome
 from securebuild.daemon.reporter import OwnerReporter, Reporter
 from securebuild.daemon.scheduler import Candidate, plan
+from securebuild.daemon.slots import ProjectSlots
 from securebuild.errors import SecurebuildError
 from securebuild.logs import LogStore
 from securebuild.model import Build, ModelError, validate
@@ -152,6 +154,8 @@ class Worker:
     deadline_exceeded: bool = False
     lost: bool = False
     thread: threading.Thread | None = None
+    #: The project's build slot while the build runs (none for takeovers and cancellations).
+    slot: contextlib.ExitStack | None = None
 
 
 class BuildHostLimit(Protocol):
@@ -207,6 +211,7 @@ class Daemon:
         self.placement = placement
         self.housekeeping_interval = housekeeping_interval
         self._cleaned: set[str] = set()
+        self.slots = ProjectSlots(config.state_dir, config.limits.builds_per_project)
         timeouts = WatchTimeouts(
             request=config.timeouts.request_seconds,
             inactivity=config.timeouts.watch_inactivity_seconds,
@@ -547,7 +552,27 @@ class Daemon:
             logger.info("could not cancel superseded %s: %s", candidate.key, exc)
 
     def _claim_and_start(self, build: Mapping[str, Any], *, cancelled_only: bool) -> None:
-        claimed = self.claims.try_claim(build)
+        meta = build["metadata"]
+        previous = Claim.of(build)
+        started = ((build.get("status") or {}).get("phase") or "New") != "New"
+        # A takeover: it ran under another holder, or under a process of ours that is gone.
+        takeover = started or (previous is not None and previous.holder != self.identity)
+        slot = None
+        if not cancelled_only and not takeover:  # see securebuild.daemon.slots
+            slot = self.slots.take(meta["namespace"])
+            if slot is None:
+                logger.debug(
+                    "%s/%s waits: another process holds the project's build slots",
+                    meta["namespace"],
+                    meta["name"],
+                )
+                return
+        claimed = None
+        try:
+            claimed = self.claims.try_claim(build)
+        finally:
+            if claimed is None and slot is not None:
+                slot.close()  # not ours to run: the slot goes back
         if claimed is None:
             return
         claim, stored = claimed
@@ -557,7 +582,9 @@ class Daemon:
         if created and claim.attempt == 1 and not cancelled_only:
             waited = (_utcnow() - parse_timestamp(created)).total_seconds()
             metrics.QUEUE_WAIT.observe(max(0.0, waited))
-        worker = Worker(key, meta["namespace"], meta["name"], claim, stored, cancelled_only)
+        worker = Worker(
+            key, meta["namespace"], meta["name"], claim, stored, cancelled_only, slot=slot
+        )
         worker.thread = threading.Thread(target=self._work, args=(worker,), name=f"build {key}")
         with self._lock:
             self.workers[key] = worker
@@ -602,6 +629,8 @@ class Daemon:
             if not worker.lost:
                 self._fail_quietly(worker, f"securebuild: internal error: {exc}")
         finally:
+            if worker.slot is not None:
+                worker.slot.close()
             with self._lock:
                 self.workers.pop(worker.key, None)
             self._wake.set()

@@ -444,7 +444,13 @@ def test_two_daemons_on_one_state_dir_run_each_build_once_in_the_vm(
     vm_daemon: VMDaemon, tmp_path: Path
 ) -> None:
     """Two replicas as the Deployment runs them: one state dir (VM record, CA, locks, logs),
-    each Build claimed by one of them, one build at a time in the project's VM."""
+    each Build claimed by one of them, one build at a time in the project's VM.
+
+    Which replica runs which build is not asserted: the one whose build just ended learns it
+    first and usually takes the next (in the runs seen here, all four). What is asserted is
+    that the other, live and watching the queued Builds all along, never starts one while a
+    build of the project runs (claims and the project's build slot, securebuild.daemon.slots).
+    """
     config = yaml.safe_load(vm_daemon.config_file.read_text())
     config["identity"] = "vm-daemon-b"
     config["api"]["listen"] = f"127.0.0.1:{free_port()}"

@@ -21,6 +21,7 @@ from securebuild.cluster.claims import Claim
 from securebuild.commands.daemon import make_daemon
 from securebuild.daemon import Daemon
 from securebuild.daemon.config import ExecutorConfig
+from securebuild.daemon.slots import ProjectSlots
 from securebuild.devenv.controlplane import ControlPlane
 from securebuild.fleet.placement import read_placement, write_placement
 from securebuild.pki import ProjectPKI
@@ -323,6 +324,35 @@ def test_two_daemons_run_ten_builds_over_three_namespaces_exactly_once(
         mine = sorted(v for k, v in spans.items() if k.startswith(f"{ns}/"))
         for (_s1, e1), (s2, _e2) in itertools.pairwise(mine):
             assert e1 <= s2, (ns, mine)
+
+
+def test_a_project_slot_held_elsewhere_keeps_its_builds_new(
+    daemon: Daemon, admin: Kube, runs_file: Path
+) -> None:
+    """builds_per_project over all daemons on one state dir is a lock per slot, not only a
+    count of claims: while the project's two slots are held (as another replica holds one
+    while it runs a build; flock treats this test's open file like another process's), the
+    daemon leaves the project's Build New and unclaimed. Freed, the Build runs."""
+    ns = create_namespace(admin, unique("slots"))
+    slots = ProjectSlots(daemon.config.state_dir, daemon.config.limits.builds_per_project)
+    held = [slots.take(ns), slots.take(ns)]
+    assert all(s is not None for s in held)
+    try:
+        make_build(admin, ns, "app-1", runs_file)
+        time.sleep(3)  # many scheduling passes (tick 0.2 s)
+        build = get_build(admin, ns, "app-1")
+        assert phase(build) == "New" and Claim.of(build) is None
+        assert runs(runs_file) == []
+    finally:
+        for stack in held:
+            assert stack is not None
+            stack.close()
+    build = wait_phase(admin, ns, "app-1", TERMINAL)
+    assert phase(build) == "Complete", build["status"]
+    assert [(w, k) for w, k, _ in runs(runs_file)] == [
+        ("start", f"{ns}/app-1"),
+        ("done", f"{ns}/app-1"),
+    ]
 
 
 def test_sigkill_mid_build_is_taken_over_and_ends_terminal(
