@@ -37,3 +37,20 @@ def local_fleet_files(
     state = tmp_path / "state"
     write_placement(state, project, "localhost")
     return inventory, state, project_dir
+
+
+def recording_playbook(stand_in_for: str, line: str, file: str) -> str:
+    """A playbook that only appends ``line`` (a Jinja expression over the variables the Fleet
+    passes) to ``<securebuild_state_dir>/<file>``: a stand-in for ``stand_in_for``."""
+    return f"""\
+- name: Record the call (stand-in for {stand_in_for})
+  hosts: "{{{{ securebuild_build_host }}}}"
+  gather_facts: false
+  tasks:
+    - name: Append to the calls file
+      ansible.builtin.lineinfile:
+        path: "{{{{ securebuild_state_dir }}}}/{file}"
+        line: "{{{{ {line} }}}}"
+        create: true
+        mode: "0600"
+"""

@@ -36,7 +36,7 @@ from tests.helpers.cluster import (
     wait_for,
 )
 from tests.helpers.daemon import DaemonProcess, daemon_config, running_daemon, write_config_file
-from tests.helpers.fleet import local_fleet_files
+from tests.helpers.fleet import local_fleet_files, recording_playbook
 
 TERMINAL = ("Complete", "Failed", "Error", "Cancelled")
 
@@ -554,18 +554,7 @@ def test_apiserver_restart_mid_build_still_completes(
     assert [w for w, _k, _t in runs(runs_file)] == ["start", "done"]
 
 
-RECORD_DESTROY = """\
-- name: Record the call (stand-in for vm-destroy.yml)
-  hosts: "{{ securebuild_build_host }}"
-  gather_facts: false
-  tasks:
-    - name: Append the project to the calls file
-      ansible.builtin.lineinfile:
-        path: "{{ securebuild_state_dir }}/destroyed.txt"
-        line: "{{ securebuild_project }}"
-        create: true
-        mode: "0600"
-"""
+RECORD_DESTROY = recording_playbook("vm-destroy.yml", "securebuild_project", "destroyed.txt")
 
 
 def test_deleted_project_loses_its_vm_and_ca(

@@ -11,21 +11,13 @@ import json
 from pathlib import Path
 
 from securebuild.fleet.vms import Fleet
-from tests.helpers.fleet import local_fleet_files
+from tests.helpers.fleet import local_fleet_files, recording_playbook
 
-RECORDING_PLAYBOOK = """\
-- name: Record the call (stand-in for vm-ensure.yml)
-  hosts: "{{ securebuild_build_host }}"
-  gather_facts: false
-  tasks:
-    - name: Append the variables to the calls file
-      ansible.builtin.lineinfile:
-        path: "{{ securebuild_state_dir }}/calls.jsonl"
-        line: "{{ {'project': securebuild_project, 'reset': securebuild_vm_reset | default(false)}
-                  | to_json }}"
-        create: true
-        mode: "0600"
-"""
+RECORDING_PLAYBOOK = recording_playbook(
+    "vm-ensure.yml",
+    "{'project': securebuild_project, 'reset': securebuild_vm_reset | default(false)} | to_json",
+    "calls.jsonl",
+)
 
 
 def _fleet(tmp_path: Path, reset_after: int) -> Fleet:
