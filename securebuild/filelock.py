@@ -21,6 +21,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def in_state_dir(state_dir: Path, name: str) -> Path:
+    """The lock file ``name`` of a state dir: all of them in its ``locks/`` folder, so that the
+    fleet's locks and the daemon's build slots on one state dir are found in one place."""
+    return state_dir / "locks" / name
+
+
 def _open(path: Path) -> int:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)

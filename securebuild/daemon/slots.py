@@ -29,7 +29,7 @@ class ProjectSlots:
         self.per_project = per_project
 
     def path(self, namespace: str, slot: int) -> Path:
-        return self.state_dir / "locks" / f"{namespace}.build-slot-{slot}"
+        return filelock.in_state_dir(self.state_dir, f"{namespace}.build-slot-{slot}")
 
     def take(self, namespace: str) -> contextlib.ExitStack | None:
         """A free slot of the project, held until the returned stack is closed; None if every

@@ -289,7 +289,7 @@ class Fleet:
     # -- internals ---------------------------------------------------------------------------
 
     def _lock_file(self, project: str, what: str) -> Path:
-        return self.state_dir / "locks" / f"{project}.{what}"
+        return filelock.in_state_dir(self.state_dir, f"{project}.{what}")
 
     def _lock(self, project: str) -> AbstractContextManager[None]:
         """The project's lifecycle lock: one ensure/stop/reset/destroy at a time, over all
@@ -327,7 +327,9 @@ class Fleet:
 
     def _place(self, project: str) -> str:
         """The project's host: its recorded one, else a new placement (recorded now)."""
-        with filelock.held(self.state_dir / "locks" / "placement"):  # one choice at a time
+        with filelock.held(
+            filelock.in_state_dir(self.state_dir, "placement")
+        ):  # one choice at a time
             hosts = self.hosts()
             current = read_placement(self.state_dir, project)
             counts = Counter(h for p, h in placed_projects(self.state_dir).items() if p != project)
@@ -346,7 +348,7 @@ class Fleet:
     def _provision(self, host: str) -> None:
         """host-provision.yml on ``host``, once per Fleet (libvirtd answering, SSH key, image)."""
         # one run per host at a time over all processes; one host does not hold up another
-        lock = self.state_dir / "locks" / f"host-{urllib.parse.quote(host, safe='')}"
+        lock = filelock.in_state_dir(self.state_dir, f"host-{urllib.parse.quote(host, safe='')}")
         with filelock.held(lock):
             if host in self._provisioned:
                 return

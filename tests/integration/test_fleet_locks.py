@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -67,7 +66,7 @@ else:
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> Iterator[tuple[Path, Path, Path]]:
+def setup(tmp_path: Path) -> tuple[Path, Path, Path]:
     """(inventory, state dir, project dir) with stand-in playbooks and an idle policy that
     reaps at once: every decision below is the locks', not the clock's."""
     playbooks = {
@@ -75,8 +74,7 @@ def setup(tmp_path: Path) -> Iterator[tuple[Path, Path, Path]]:
         for name, seconds in (("vm-ensure.yml", 3), ("vm-destroy.yml", 0))
     }
     idle = {"securebuild_stop_after_idle": "0", "securebuild_destroy_after_idle": "0"}
-    inventory, state, project_dir = local_fleet_files(tmp_path, playbooks, idle, PROJECT)
-    yield inventory, state, project_dir
+    return local_fleet_files(tmp_path, playbooks, idle, PROJECT)
 
 
 def _child(setup: tuple[Path, Path, Path], action: str) -> subprocess.Popen[str]:
