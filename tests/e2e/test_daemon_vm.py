@@ -34,7 +34,13 @@ from securebuild.devenv.registry import Registry
 from securebuild.devenv.testca import TestCA
 from securebuild.devenv.vmregistry import MANIFEST_V2, image_config
 from tests.fixtures.pipeline import SYSTEM_CA_BUNDLE, Pipeline
-from tests.helpers.cluster import build_events, get_build, kube_for, phase, wait_for
+from tests.helpers.cluster import (
+    ended_build_events,
+    get_build,
+    kube_for,
+    phase,
+    wait_for,
+)
 from tests.helpers.daemon import DaemonProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -295,7 +301,7 @@ def test_start_build_from_git_completes_in_the_vm(
     assert build["spec"]["revision"]["git"]["commit"] == commit
     assert [s["name"] for s in status["stages"]][:1] == ["FetchInputs"]
     assert "PushImage" in [s["name"] for s in status["stages"]]
-    reasons = sorted(e["reason"] for e in build_events(admin, ns, "app-1"))
+    reasons = sorted(e["reason"] for e in ended_build_events(admin, ns, "app-1"))
     assert reasons == ["BuildCompleted", "BuildStarted"]
     stream = admin.get(paths.imagestream(ns, "app"))
     tags = {t["tag"]: t["items"][0]["image"] for t in stream["status"]["tags"]}
@@ -329,7 +335,7 @@ def test_binary_build_failing_run_is_failed_with_snippet(
     assert "about to fail" in vm_daemon.cli("logs", "broken-1").stdout
     assert status.get("logSnippet")
     reasons = sorted(
-        e["reason"] for e in build_events(vm_daemon.admin, vm_daemon.namespace, "broken-1")
+        e["reason"] for e in ended_build_events(vm_daemon.admin, vm_daemon.namespace, "broken-1")
     )
     assert reasons == ["BuildFailed", "BuildStarted"]
 
@@ -409,7 +415,9 @@ def test_sigkill_of_the_daemon_mid_build_is_taken_over(vm_daemon: VMDaemon) -> N
     claim = Claim.of(build)
     assert claim is not None and claim.attempt == 2 and claim.holder == "vm-daemon-restarted"
     assert time.monotonic() - killed_at >= 15  # not before the lease ran out
-    reasons = [e["reason"] for e in build_events(vm_daemon.admin, vm_daemon.namespace, "crashy-1")]
+    reasons = [
+        e["reason"] for e in ended_build_events(vm_daemon.admin, vm_daemon.namespace, "crashy-1")
+    ]
     assert reasons.count("BuildCompleted") == 1 and "BuildFailed" not in reasons
     assert "took over this build (attempt 2)" in vm_daemon.cli("logs", "crashy-1").stdout
     # attempt 1's work directory (source, secret files) is gone from the VM too
@@ -434,7 +442,7 @@ def test_apiserver_restart_mid_build_in_the_vm_still_completes(
     claim = Claim.of(build)
     assert claim is not None and claim.attempt == 1  # never lost, never run again
     reasons = [
-        e["reason"] for e in build_events(vm_daemon.admin, vm_daemon.namespace, "restarty-1")
+        e["reason"] for e in ended_build_events(vm_daemon.admin, vm_daemon.namespace, "restarty-1")
     ]
     assert sorted(reasons) == ["BuildCompleted", "BuildStarted"]
     assert "woke" in vm_daemon.cli("logs", "restarty-1").stdout
@@ -483,7 +491,9 @@ def test_two_daemons_on_one_state_dir_run_each_build_once_in_the_vm(
         claim = Claim.of(build)
         assert claim is not None and claim.attempt == 1, (name, claim)
         holders.append(claim.holder)
-        reasons = [e["reason"] for e in build_events(vm_daemon.admin, vm_daemon.namespace, name)]
+        reasons = [
+            e["reason"] for e in ended_build_events(vm_daemon.admin, vm_daemon.namespace, name)
+        ]
         assert sorted(reasons) == ["BuildCompleted", "BuildStarted"], (name, reasons)
         assert f"ran mark-{name}" in vm_daemon.cli("logs", name).stdout  # either replica's
     assert set(holders) <= {"vm-daemon-restarted", "vm-daemon", "vm-daemon-b"}, holders

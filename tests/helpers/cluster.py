@@ -102,6 +102,28 @@ def build_events(kube: Kube, namespace: str, name: str) -> list[dict[str, Any]]:
     return sorted(items, key=lambda e: e["metadata"]["creationTimestamp"])
 
 
+#: The events of the terminal phases (OpenShift's build controller, and ours, send one of them).
+END_EVENTS = ("BuildCompleted", "BuildFailed", "BuildCancelled")
+
+
+def ended_build_events(
+    kube: Kube, namespace: str, name: str, timeout: float = 30.0
+) -> list[dict[str, Any]]:
+    """The events of a Build that has reached a terminal phase, once its end event is there.
+
+    The daemon records an event after the status write that changed the phase (as OpenShift's
+    controller does), so a test that has just seen the terminal phase may list the events
+    before the last one exists. After ``timeout`` without an end event, the events as they are:
+    the caller's assertion then says what is missing.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        events = build_events(kube, namespace, name)
+        if any(e.get("reason") in END_EVENTS for e in events) or time.monotonic() >= deadline:
+            return events
+        time.sleep(0.2)
+
+
 def wait_for(
     what: str, check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1
 ) -> Any:

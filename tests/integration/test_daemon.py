@@ -29,6 +29,7 @@ from tests.helpers.cluster import (
     build_body,
     build_events,
     create_namespace,
+    ended_build_events,
     get_build,
     kube_for,
     phase,
@@ -121,7 +122,7 @@ def test_build_completes_with_status_and_events(
     assert conditions == {"Pending": "False", "Running": "False", "Complete": "True"}
     claim = Claim.of(build)
     assert claim is not None and claim.holder == "daemon-one" and claim.attempt == 1
-    events = sorted((e["reason"], e["message"]) for e in build_events(admin, ns, "app-1"))
+    events = sorted((e["reason"], e["message"]) for e in ended_build_events(admin, ns, "app-1"))
     assert events == [
         ("BuildCompleted", f"Build {ns}/app-1 completed successfully"),
         ("BuildStarted", f"Build {ns}/app-1 is now running"),
@@ -150,7 +151,7 @@ def test_failing_build_is_failed_with_reason_and_snippet(
     assert len(status["logSnippet"].splitlines()) <= 5
     assert [s["name"] for s in status["stages"]] == ["FetchInputs", "Build"]
     assert "output" not in status
-    events = sorted(e["reason"] for e in build_events(admin, ns, "app-1"))
+    events = sorted(e["reason"] for e in ended_build_events(admin, ns, "app-1"))
     assert events == ["BuildFailed", "BuildStarted"]
 
 
@@ -172,7 +173,7 @@ def test_cancel_stops_the_run(daemon: Daemon, admin: Kube, runs_file: Path) -> N
     assert status["message"] == "The build was cancelled by the user."
     assert "completionTimestamp" in status
     assert [w for w, _k, _t in runs(runs_file)] == ["start"]  # never reached the push
-    events = sorted(e["reason"] for e in build_events(admin, ns, "app-1"))
+    events = sorted(e["reason"] for e in ended_build_events(admin, ns, "app-1"))
     assert events == ["BuildCancelled", "BuildStarted"]
 
 
@@ -383,7 +384,7 @@ def test_sigkill_mid_build_is_taken_over_and_ends_terminal(
     assert claim is not None and claim.holder == "daemon-crash-2" and claim.attempt == 2
     done = [k for w, k, _ in runs(runs_file) if w == "done"]
     assert done == [f"{ns}/app-1"]  # the killed attempt never finished: run to the end once
-    events = Counter(e["reason"] for e in build_events(admin, ns, "app-1"))
+    events = Counter(e["reason"] for e in ended_build_events(admin, ns, "app-1"))
     assert events == {"BuildStarted": 1, "BuildCompleted": 1}
 
 
@@ -476,7 +477,7 @@ def test_unresolvable_output_waits_in_new_until_the_stream_exists(
     assert status["phase"] == "Complete", status
     assert "reason" not in status and "message" not in status
     assert status["outputDockerImageReference"] == f"mirror.test:5000/{ns}/app:v1"
-    assert sorted(e["reason"] for e in build_events(admin, ns, "app-1")) == [
+    assert sorted(e["reason"] for e in ended_build_events(admin, ns, "app-1")) == [
         "BuildCompleted",
         "BuildStarted",
     ]
